@@ -1,0 +1,46 @@
+// swift-tools-version:6.0
+// kdtrain: knowledge-distillation training of low-quality face recognition, data-parallel over MPI.
+//
+// Layout (one concern per target):
+//   CMPI, COpenBLAS, CImage  system-library shims (OpenMPI, OpenBLAS, libjpeg-turbo + libpng)
+//   CKernels                 hot C kernels (im2col, batch norm, pooling, elementwise), no dependencies
+//   Model                    layers, losses, optimizer over one flat parameter store; knows nothing of MPI
+//   Dist                     the only module that talks to MPI
+//   FaceData                 synthetic faces, image folders, insightface .rec/.idx/.bin, degradations
+//   Launcher                 the `kdtrain` command line; wires Model, Dist and FaceData
+import PackageDescription
+
+let optimize: [CSetting] = [.unsafeFlags(["-O3"])]
+
+let package = Package(
+    name: "kdtrain",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "kdtrain", targets: ["Launcher"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
+    ],
+    targets: [
+        .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c",
+                       providers: [.apt(["libopenmpi-dev"])]),
+        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CImage", path: "Sources/CImage", pkgConfig: "libpng16",
+                       providers: [.apt(["libturbojpeg0-dev", "libpng-dev"])]),
+        .target(name: "CKernels", path: "Sources/CKernels", cSettings: optimize),
+        .target(name: "Model", dependencies: ["COpenBLAS", "CKernels"], path: "Sources/Model"),
+        .target(name: "Dist", dependencies: ["CMPI"], path: "Sources/Dist"),
+        .target(name: "FaceData", dependencies: ["CImage"], path: "Sources/FaceData"),
+        .executableTarget(
+            name: "Launcher",
+            dependencies: ["Model", "Dist", "FaceData",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Sources/Launcher"),
+        .testTarget(name: "ModelTests", dependencies: ["Model"], path: "Tests/ModelTests",
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "DistTests", dependencies: ["Dist"], path: "Tests/DistTests"),
+        .testTarget(name: "FaceDataTests", dependencies: ["FaceData"], path: "Tests/FaceDataTests"),
+        .testTarget(name: "LauncherTests", dependencies: ["Model"], path: "Tests/LauncherTests"),
+    ]
+)

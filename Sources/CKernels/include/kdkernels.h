@@ -1,0 +1,38 @@
+// kdtrain hot kernels in C: a persistent worker pool and the conv lowering kernels.
+//
+// Layout legend used throughout kdtrain: N batch, C channels, H height, W width, K kernel size,
+// G groups. Activations are stored channel-major, (C, N, H, W) ("CNHW"): every channel is one
+// contiguous run of N*H*W floats, so a 1x1 convolution over the whole batch is one GEMM, and
+// batch norm reduces over a contiguous run.
+#ifndef KDTRAIN_KDKERNELS_H
+#define KDTRAIN_KDKERNELS_H
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// ---- worker pool -------------------------------------------------------------------------
+// A fixed pool of worker threads (created on first use). Workers sleep on a condition variable
+// between jobs, so they do not compete with OpenBLAS's own threads.
+typedef void (*kd_range_fn)(void *ctx, long begin, long end);
+/// Sets the number of threads kernels use (>= 1). Takes effect on the next parallel call.
+void kd_set_threads(int n);
+int kd_get_threads(void);
+/// Runs fn over [0, n) split into at most kd_get_threads() contiguous chunks of at least
+/// `grain` items each; returns when all chunks are done. Runs inline when one chunk suffices.
+void kd_parallel_for(long n, long grain, kd_range_fn fn, void *ctx);
+
+// ---- convolution lowering (CNHW) ---------------------------------------------------------
+/// col (C*K*K, N*Ho*Wo) from x (C, N, H, W): col[(c*K+ky)*K+kx][(n*Ho+oy)*Wo+ox] =
+/// x[c][n][oy*stride-pad+ky][ox*stride-pad+kx], zero outside the image.
+void kd_im2col(const float *x, float *col, int C, int N, int H, int W,
+               int K, int stride, int pad, int Ho, int Wo);
+/// The adjoint of kd_im2col: dx (C, N, H, W) += scatter of dcol (C*K*K, N*Ho*Wo).
+void kd_col2im_add(const float *dcol, float *dx, int C, int N, int H, int W,
+                   int K, int stride, int pad, int Ho, int Wo);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
