@@ -1,0 +1,169 @@
+// safetensors: read and write the format that the Python `safetensors` package and PyTorch use.
+//
+// File = u64 little-endian header length H, H bytes of JSON
+//   { "<name>": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, ...,
+//     "__metadata__": {"key": "value", ...} }
+// then the data section; offsets are relative to it, in order, non-overlapping, and cover it
+// exactly. Only F32 (and I64/I32/U8 read as raw bytes) are produced by kdtrain.
+import Foundation
+
+/// A failure reading or writing a safetensors file; `description` is one line naming the file.
+public struct SafeTensorsError: Error, CustomStringConvertible {
+    public let path: String
+    public let reason: String
+    public init(_ path: String, _ reason: String) { self.path = path; self.reason = reason }
+    public var description: String { "\(path): \(reason)" }
+}
+
+/// One tensor of a safetensors file, as float32 values.
+public struct NamedTensor: Sendable {
+    public var name: String
+    public var shape: [Int]
+    public var values: [Float]
+    public init(name: String, shape: [Int], values: [Float]) {
+        self.name = name; self.shape = shape; self.values = values
+    }
+}
+
+public enum SafeTensors {
+    /// The reference implementation refuses headers above 100 MB; so do we.
+    public static let maxHeaderBytes = 100_000_000
+
+    /// Serializes tensors (F32) and string metadata.
+    public static func encode(_ tensors: [NamedTensor], metadata: [String: String] = [:]) -> Foundation.Data {
+        var header: [String: Any] = [:]
+        if !metadata.isEmpty { header["__metadata__"] = metadata }
+        var offset = 0
+        for t in tensors {
+            precondition(t.shape.reduce(1, *) == t.values.count, "tensor \(t.name): shape \(t.shape) vs \(t.values.count) values")
+            let bytes = t.values.count * 4
+            header[t.name] = ["dtype": "F32", "shape": t.shape, "data_offsets": [offset, offset + bytes]] as [String: Any]
+            offset += bytes
+        }
+        var json = try! JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+        while (8 + json.count) % 8 != 0 { json.append(0x20) }   // pad with spaces (allowed by the spec)
+        var out = Foundation.Data(capacity: 8 + json.count + offset)
+        var n = UInt64(json.count).littleEndian
+        withUnsafeBytes(of: &n) { out.append(contentsOf: $0) }
+        out.append(json)
+        for t in tensors {
+            t.values.withUnsafeBufferPointer { buf in
+                // Little-endian hosts only (x86_64, arm64); asserted at the top of `decode` too.
+                out.append(UnsafeBufferPointer(start: UnsafeRawPointer(buf.baseAddress!)
+                    .assumingMemoryBound(to: UInt8.self), count: buf.count * 4))
+            }
+        }
+        return out
+    }
+
+    /// Parses a safetensors file. Every tensor is returned as float32 (F32 only; other dtypes
+    /// are an error naming the tensor). Validates the header against the file size.
+    public static func decode(_ data: Foundation.Data, path: String) throws -> (tensors: [NamedTensor], metadata: [String: String]) {
+        precondition(1.littleEndian == 1, "big-endian hosts are not supported")
+        guard data.count >= 8 else { throw SafeTensorsError(path, "truncated: \(data.count) bytes, no header length") }
+        let hlen = data.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }.littleEndian
+        guard hlen <= UInt64(maxHeaderBytes) else { throw SafeTensorsError(path, "header length \(hlen) exceeds \(maxHeaderBytes)") }
+        guard 8 + Int(hlen) <= data.count else {
+            throw SafeTensorsError(path, "truncated: header says \(hlen) bytes but file has \(data.count - 8) after the length")
+        }
+        let headerData = data.subdata(in: 8..<(8 + Int(hlen)))
+        guard let obj = try? JSONSerialization.jsonObject(with: headerData), let header = obj as? [String: Any] else {
+            throw SafeTensorsError(path, "header is not a JSON object")
+        }
+        let dataStart = 8 + Int(hlen), dataLen = data.count - dataStart
+        var metadata: [String: String] = [:]
+        var specs: [(name: String, shape: [Int], begin: Int, end: Int)] = []
+        for (name, value) in header {
+            if name == "__metadata__" {
+                guard let m = value as? [String: Any] else { throw SafeTensorsError(path, "__metadata__ is not a map") }
+                for (k, v) in m {
+                    guard let s = v as? String else { throw SafeTensorsError(path, "metadata \(k) is not a string") }
+                    metadata[k] = s
+                }
+                continue
+            }
+            guard let t = value as? [String: Any], let dtype = t["dtype"] as? String,
+                  let shapeAny = t["shape"] as? [Any], let offs = t["data_offsets"] as? [Any], offs.count == 2 else {
+                throw SafeTensorsError(path, "tensor \(name): malformed entry (needs dtype, shape, data_offsets)")
+            }
+            guard dtype == "F32" else { throw SafeTensorsError(path, "tensor \(name): dtype \(dtype), expected F32") }
+            let shape = try shapeAny.map { v -> Int in
+                guard let i = (v as? NSNumber)?.intValue, i >= 0 else { throw SafeTensorsError(path, "tensor \(name): bad shape") }
+                return i
+            }
+            guard let b = (offs[0] as? NSNumber)?.intValue, let e = (offs[1] as? NSNumber)?.intValue, 0 <= b, b <= e else {
+                throw SafeTensorsError(path, "tensor \(name): bad data_offsets")
+            }
+            let count = shape.reduce(1, *)
+            guard e - b == count * 4 else {
+                throw SafeTensorsError(path, "tensor \(name): shape \(shape) needs \(count * 4) bytes, offsets give \(e - b)")
+            }
+            specs.append((name, shape, b, e))
+        }
+        specs.sort { ($0.begin, $0.end) < ($1.begin, $1.end) }
+        var cursor = 0
+        for s in specs {
+            guard s.begin == cursor else {
+                throw SafeTensorsError(path, "tensor \(s.name): data_offsets [\(s.begin), \(s.end)) leave a gap or overlap at \(cursor)")
+            }
+            cursor = s.end
+        }
+        guard cursor == dataLen else {
+            throw SafeTensorsError(path, cursor > dataLen ? "truncated: tensors need \(cursor) data bytes, file has \(dataLen)"
+                                                          : "data section has \(dataLen - cursor) trailing bytes")
+        }
+        let tensors = data.withUnsafeBytes { raw -> [NamedTensor] in
+            specs.map { s in
+                let count = (s.end - s.begin) / 4
+                let values = [Float](unsafeUninitializedCapacity: count) { buf, n in
+                    memcpy(buf.baseAddress!, raw.baseAddress! + dataStart + s.begin, count * 4); n = count
+                }
+                return NamedTensor(name: s.name, shape: s.shape, values: values)
+            }
+        }
+        return (tensors, metadata)
+    }
+
+    public static func read(path: String) throws -> (tensors: [NamedTensor], metadata: [String: String]) {
+        let data: Foundation.Data
+        do { data = try Foundation.Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe) }
+        catch { throw SafeTensorsError(path, "cannot read: \(error.localizedDescription)") }
+        return try decode(data, path: path)
+    }
+
+    /// Writes atomically: a temporary file in the same folder, fsync, rename over `path`, fsync of
+    /// the folder. A crash leaves either the old file or the new one, never a torn one.
+    public static func write(_ tensors: [NamedTensor], metadata: [String: String] = [:], to path: String) throws {
+        try AtomicFile.write(encode(tensors, metadata: metadata), to: path)
+    }
+}
+
+/// Atomic file replacement (temporary file + fsync + rename + directory fsync).
+public enum AtomicFile {
+    public static func write(_ data: Foundation.Data, to path: String) throws {
+        let url = URL(fileURLWithPath: path)
+        let dir = url.deletingLastPathComponent().path
+        let tmp = dir + "/." + url.lastPathComponent + ".tmp-\(getpid())"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { throw SafeTensorsError(path, "cannot create \(tmp): \(String(cString: strerror(errno)))") }
+        var ok = true
+        var err = ""
+        data.withUnsafeBytes { raw in
+            var off = 0
+            while off < raw.count {
+                let n = Foundation.write(fd, raw.baseAddress! + off, raw.count - off)
+                if n <= 0 { ok = false; err = String(cString: strerror(errno)); break }
+                off += n
+            }
+        }
+        if ok && fsync(fd) != 0 { ok = false; err = "fsync: " + String(cString: strerror(errno)) }
+        close(fd)
+        guard ok else { unlink(tmp); throw SafeTensorsError(path, "write failed: \(err)") }
+        guard rename(tmp, path) == 0 else {
+            let e = String(cString: strerror(errno)); unlink(tmp)
+            throw SafeTensorsError(path, "rename failed: \(e)")
+        }
+        let dfd = open(dir, O_RDONLY)
+        if dfd >= 0 { _ = fsync(dfd); close(dfd) }
+    }
+}
