@@ -54,7 +54,7 @@ class CBAM(nn.Module):
         ca_logit = self.mlp(x.mean((2, 3))) + self.mlp(x.amax((2, 3)))
         ca = torch.sigmoid(ca_logit)
         x = x * ca[:, :, None, None]
-        sa_logit = self.spatial(torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], 1))
+        sa_logit = self.spatial(torch.cat([x.amax(1, keepdim=True), x.mean(1, keepdim=True)], 1))  # CBAM ChannelPool: (max, mean)
         sa = torch.sigmoid(sa_logit)
         self.maps = dict(channel_logit=ca_logit, channel=ca, spatial_logit=sa_logit.flatten(1), spatial=sa.flatten(1))
         return x * sa
