@@ -32,6 +32,19 @@ void kd_im2col(const float *x, float *col, int C, int N, int H, int W,
 void kd_col2im_add(const float *dcol, float *dx, int C, int N, int H, int W,
                    int K, int stride, int pad, int Ho, int Wo);
 
+// ---- optimizer kernels (owner: losses/optimizer; implemented in sgd_loss.c) ---------------
+// Flat float buffers of n entries; all threaded with kd_parallel_for.
+/// PyTorch SGD on one range: d = g + wd*p; m = mu*m + d; d = nesterov ? d + mu*m : m; p -= lr*d.
+/// With mu == 0 the momentum buffer is left untouched and d = g + wd*p.
+void kd_sgd_update(float *p, const float *g, float *m, long n, float lr, float mu, float wd,
+                   int nesterov);
+/// Sum of squares of x in double, deterministic for a given n (fixed blocking, independent of
+/// the thread count). Non-finite if any entry is non-finite.
+double kd_sum_squares(const float *x, long n);
+/// x *= a.
+void kd_scale(float *x, long n, float a);
+// ---- end optimizer kernels ------------------------------------------------------------------
+
 #ifdef __cplusplus
 }
 #endif
