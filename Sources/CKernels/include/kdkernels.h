@@ -32,6 +32,101 @@ void kd_im2col(const float *x, float *col, int C, int N, int H, int W,
 void kd_col2im_add(const float *dcol, float *dx, int C, int N, int H, int W,
                    int K, int stride, int pad, int Ho, int Wo);
 
+// ==== basic layers (layers branch): batch norm, activations, pooling, reshapes, elementwise ====
+// Legend: C channels (or features F), N batch, H x W plane, P = H*W, M = N*H*W elements per
+// channel. All tensors CNHW. "+=" kernels ACCUMULATE into their output (backward contract).
+// Per-channel reductions accumulate float lanes over short blocks and flush into double.
+
+// ---- batch norm over (C, M) --------------------------------------------------------------
+/// sum[c] = sum_i x[c][i], sumsq[c] = sum_i x[c][i]^2 (double) for x (C, M).
+void kd_bn_stats(const float *x, double *sum, double *sumsq, int C, long M);
+/// y[c][i] = x[c][i] * scale[c] + shift[c] for x, y (C, M).
+void kd_channel_affine(float *y, const float *x, const float *scale, const float *shift, int C, long M);
+/// sdy[c] = sum_i dy[c][i], sdyx[c] = sum_i dy[c][i] * (x[c][i] - mean[c]) (double).
+void kd_bn_backward_reduce(const float *dy, const float *x, const float *mean,
+                           double *sdy, double *sdyx, int C, long M);
+/// dx[c][i] += a[c] * dy[c][i] + b[c] * (x[c][i] - mean[c]) + d[c].
+void kd_bn_backward_dx(float *dx, const float *dy, const float *x, const float *mean,
+                       const float *a, const float *b, const float *d, int C, long M);
+
+// ---- activations (flat, n elements) --------------------------------------------------------
+/// y = max(x, 0).
+void kd_relu_forward(float *y, const float *x, long n);
+/// dx += y > 0 ? dy : 0 (y is the forward output).
+void kd_relu_backward(float *dx, const float *dy, const float *y, long n);
+/// y = 1 / (1 + exp(-x)), overflow-safe.
+void kd_sigmoid_forward(float *y, const float *x, long n);
+/// dx += dy * y * (1 - y).
+void kd_sigmoid_backward(float *dx, const float *dy, const float *y, long n);
+/// y[c][i] = x > 0 ? x : slope[c] * x for x (C, M).
+void kd_prelu_forward(float *y, const float *x, const float *slope, int C, long M);
+/// dx += dy * (x > 0 ? 1 : slope[c]) (when dx != NULL); dslope[c] += sum_{x <= 0} dy * x
+/// (when dslope != NULL).
+void kd_prelu_backward(float *dx, float *dslope, const float *dy, const float *x,
+                       const float *slope, int C, long M);
+/// y = x * mask (mask holds 0 or 1/(1-p)); dx += dy * mask is the same kernel with accumulate = 1.
+void kd_mul_mask(float *y, const float *x, const float *mask, long n, int accumulate);
+/// y = a + b.
+void kd_add(float *y, const float *a, const float *b, long n);
+/// y += x.
+void kd_accumulate(float *y, const float *x, long n);
+
+// ---- pooling (planes: CN planes of H x W) --------------------------------------------------
+/// Max pooling with implicit -inf padding; idx[plane][o] = argmax offset within the H x W
+/// input plane (first maximum wins). Requires pad <= K/2 so every window holds an input pixel.
+void kd_maxpool_forward(float *y, int *idx, const float *x, long planes, int H, int W,
+                        int K, int stride, int pad, int Ho, int Wo);
+/// dx[plane][idx] += dy[plane][o].
+void kd_maxpool_backward(float *dx, const float *dy, const int *idx, long planes, int H, int W,
+                         int Ho, int Wo);
+/// Average pooling with zero padding; divisor K*K (count_include_pad) or the count of input
+/// pixels in the window.
+void kd_avgpool_forward(float *y, const float *x, long planes, int H, int W, int K, int stride,
+                        int pad, int Ho, int Wo, int count_include_pad);
+void kd_avgpool_backward(float *dx, const float *dy, long planes, int H, int W, int K, int stride,
+                         int pad, int Ho, int Wo, int count_include_pad);
+/// y[plane] = mean of the P values of each plane (double accumulation).
+void kd_global_avgpool_forward(float *y, const float *x, long planes, long P);
+/// dx[plane][i] += dy[plane] / P.
+void kd_global_avgpool_backward(float *dx, const float *dy, long planes, long P);
+/// y[plane] = max of each plane, idx[plane] = first argmax.
+void kd_global_maxpool_forward(float *y, int *idx, const float *x, long planes, long P);
+void kd_global_maxpool_backward(float *dx, const float *dy, const int *idx, long planes, long P);
+
+// ---- reshapes and attention helpers --------------------------------------------------------
+/// Flatten: y[(c*P + p)*N + n] = x[(c*N + n)*P + p] (per-channel transpose (N, P) -> (P, N)).
+void kd_flatten_forward(float *y, const float *x, int C, int N, long P);
+/// dx[(c*N + n)*P + p] += dy[(c*P + p)*N + n].
+void kd_flatten_backward(float *dx, const float *dy, int C, int N, long P);
+/// y[c][n][p] = x[c][n][p] * s[c*N + n] for x (C, N, P), s (C, N).
+void kd_channel_scale_forward(float *y, const float *x, const float *s, long CN, long P);
+/// dx += dy * s (when dx != NULL); ds[cn] += sum_p dy * x (when ds != NULL).
+void kd_channel_scale_backward(float *dx, float *ds, const float *dy, const float *x,
+                               const float *s, long CN, long P);
+/// y[c][n][p] = x[c][n][p] * m[n*P + p] for x (C, N, P), m (1, N, P).
+void kd_spatial_scale_forward(float *y, const float *x, const float *m, int C, int N, long P);
+/// dx += dy * m (when dx != NULL); dm[n][p] += sum_c dy * x (when dm != NULL).
+void kd_spatial_scale_backward(float *dx, float *dm, const float *dy, const float *x,
+                               const float *m, int C, int N, long P);
+/// CBAM channel pool: y (2, N, P) with y[0] = max over c, y[1] = mean over c of x (C, N, P);
+/// arg[n*P + p] = first argmax channel.
+void kd_channel_pool_forward(float *y, int *arg, const float *x, int C, int N, long P);
+/// dx[c][n][p] += dy[1][n][p] / C + (c == arg ? dy[0][n][p] : 0).
+void kd_channel_pool_backward(float *dx, const float *dy, const int *arg, int C, int N, long P);
+// ==== end basic layers ====
+// ---- optimizer kernels (owner: losses/optimizer; implemented in sgd_loss.c) ---------------
+// Flat float buffers of n entries; all threaded with kd_parallel_for.
+/// PyTorch SGD on one range: d = g + wd*p; m = mu*m + d; d = nesterov ? d + mu*m : m; p -= lr*d.
+/// With mu == 0 the momentum buffer is left untouched and d = g + wd*p.
+void kd_sgd_update(float *p, const float *g, float *m, long n, float lr, float mu, float wd,
+                   int nesterov);
+/// Sum of squares of x in double, deterministic for a given n (fixed blocking, independent of
+/// the thread count). Non-finite if any entry is non-finite.
+double kd_sum_squares(const float *x, long n);
+/// x *= a.
+void kd_scale(float *x, long n, float a);
+// ---- end optimizer kernels ------------------------------------------------------------------
+
 #ifdef __cplusplus
 }
 #endif
