@@ -103,7 +103,8 @@ class Net(nn.Module):
         self.embed.bn = nn.BatchNorm2d(cin)
         self.embed.fc = nn.Linear(cin * side * side, cfg["embedding"])
         self.embed.features = nn.BatchNorm1d(cfg["embedding"])
-        self.classifier = nn.Parameter(torch.randn(cfg["classes"], cfg["embedding"]) * 0.01)
+        self.classifier = nn.Linear(cfg["embedding"], cfg["classes"], bias=False)  # margin head weight (K, E)
+        nn.init.normal_(self.classifier.weight, std=0.01)
 
     def forward(self, x):
         x = self.stem(x)
@@ -118,7 +119,7 @@ class Net(nn.Module):
 
 
 def cosines(net, e):
-    return F.linear(F.normalize(e), F.normalize(net.classifier))
+    return F.linear(F.normalize(e), F.normalize(net.classifier.weight))
 
 
 def arcface_logits(cos, labels, s, m):
@@ -182,8 +183,10 @@ def main():
     T = c["kd_T"]
     l_kd = F.kl_div(F.log_softmax(c["s"] * s_cos / T, 1), F.softmax(c["s"] * t_cos / T, 1),
                     reduction="batchmean") * T * T
-    l_askd = sum((1 - F.cosine_similarity(sm[k], tm[k].detach(), dim=1)).mean()
-                 for sm, tm in zip(s_maps, t_maps) for k in ("channel", "spatial")) / len(s_maps)
+    # A-SKD attention similarity: mean over (stage, channel/spatial) maps of mean_n (1 - cos).
+    askd_terms = [(1 - F.cosine_similarity(sm[k], tm[k].detach(), dim=1)).mean()
+                  for sm, tm in zip(s_maps, t_maps) for k in ("channel", "spatial")]
+    l_askd = sum(askd_terms) / len(askd_terms)
     l_at = sum((at(sx) - at(tx)).pow(2).mean() for sx, tx in zip(s_stage, t_stage))
     l_emb = (1 - F.cosine_similarity(se, te, dim=1)).mean()
     total = c["w_rec"] * l_rec + c["w_kd"] * l_kd + c["w_askd"] * l_askd + c["w_at"] * l_at + c["w_emb"] * l_emb

@@ -122,6 +122,14 @@ public final class MarginHead {
         batch = n
     }
 
+    /// The margin-free logits of the last forward are `logitScale * cosinesOrLogits`: s cos θ for
+    /// the margin kinds, W e for softmax (scale 1). Knowledge distillation compares these.
+    public var logitScale: Float {
+        switch kind { case .softmax: return 1; case .cosFace(let s, _), .arcFace(let s, _): return s }
+    }
+    /// (N, K) cosines (margin kinds) or logits (softmax) of the last forward.
+    public var cosinesOrLogits: UnsafePointer<Float> { isMargin ? UnsafePointer(cosBuf) : UnsafePointer(logitsBuf) }
+
     /// (N, K) logits of the last `forward`.
     public var logits: UnsafeMutablePointer<Float> { logitsBuf }
     /// (N, K) unscaled cosines of the last `forward`, or nil for `.softmax` (not computed).
@@ -180,16 +188,22 @@ public final class MarginHead {
     }
 
     /// Adds dL/de into `dEmbeddings` (N, E) (when non-nil) and dL/dW into `store.grads` (when the
-    /// store has gradients), from `dLogits` (N, K). Uses the embeddings and labels of the last
+    /// store has gradients), from `dLogits` (N, K) plus, when given, `dCosines` (N, K): a gradient
+    /// with respect to `cosinesOrLogits` that bypasses the margin (used by logit KD). Uses the embeddings and labels of the last
     /// `forward`; `embeddings` must be the same buffer contents.
     public func backward(embeddings: UnsafePointer<Float>, dLogits: UnsafePointer<Float>,
-                         dEmbeddings: UnsafeMutablePointer<Float>?) {
+                         dCosines: UnsafePointer<Float>? = nil, dEmbeddings: UnsafeMutablePointer<Float>?) {
         let n = batch, e = embeddingSize, k = classes
         precondition(n > 0, "\(weightName): backward before plan")
         let w = store.params + weightOffset
         let wantW = store.hasGradients
         switch kind {
         case .softmax:
+            var dLogits = dLogits
+            if let dCosines {   // for softmax, `cosinesOrLogits` are the logits themselves
+                for i in 0..<(n * k) { dCosBuf[i] = dLogits[i] + dCosines[i] }
+                dLogits = UnsafePointer(dCosBuf)
+            }
             if let dEmbeddings {
                 // de (N, E) += dlogits (N, K) x W (K, E)
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(e), Int32(k),
@@ -215,6 +229,7 @@ public final class MarginHead {
                 } // else the derivative of c - m sin(π - m) is 1.
             }
         }
+        if let dCosines { for i in 0..<(n * k) { dCosBuf[i] += dCosines[i] } }
         if let dEmbeddings {
             // dê (N, E) = dcos (N, K) x ŵ (K, E); de += (dê - ê <ê, dê>) / |e|
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(e), Int32(k),
