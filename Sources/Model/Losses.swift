@@ -187,7 +187,7 @@ public func attentionTransferLoss(student: Tensor, teacher: Tensor, weight: Floa
 
 /// (1/N) sum_n (1 - cos(s_n, t_n)) where sample n's vector is every (c, p) of a CNHW map of
 /// `channels` x `plane` per sample; cos = s·t / (max(|s|, 1e-8) max(|t|, 1e-8)) as
-/// F.cosine_similarity. Adds scale * d/ds into dStudent.
+/// F.cosine_similarity. Adds scale * d/ds (of the mean) into dStudent.
 private func meanOneMinusCosine(_ s: UnsafePointer<Float>, _ t: UnsafePointer<Float>, n: Int, channels: Int,
                                 plane: Int, dStudent: UnsafeMutablePointer<Float>?, scale: Float) -> Double {
     var total = 0.0
@@ -205,8 +205,9 @@ private func meanOneMinusCosine(_ s: UnsafePointer<Float>, _ t: UnsafePointer<Fl
         let cosv = st / (ns * nt)
         total += 1 - cosv
         guard let dStudent else { continue }
-        // d(1 - cos)/ds = -(t / (|s||t|) - cos s / |s|²)   (for |s| > eps)
-        let a = Float(-1 / (ns * nt)), b = Float(cosv / (ns * ns))
+        // d(1 - cos)/ds = -(t / (|s||t|) - cos s / |s|²)   (for |s| > eps), times 1/N of the mean
+        let invN = 1 / Double(n)
+        let a = Float(-invN / (ns * nt)), b = Float(invN * cosv / (ns * ns))
         for c in 0..<channels {
             let o = (c * n + smp) * plane
             for p in 0..<plane { dStudent[o + p] += scale * (a * t[o + p] + b * s[o + p]) }
