@@ -94,7 +94,9 @@ final class StepReferenceTests: XCTestCase {
         XCTAssertEqual(out.total, ref("loss_total"), accuracy: 1e-4 * abs(ref("loss_total")), "total loss")
 
         for e in student.store.entries where e.region == .param {
-            assertClose(student.store.grads + e.offset, f.tensors["grad/" + e.name]!.values, "grad \(e.name)", rtol: 2e-3)
+            // Gradients that are zero in exact arithmetic (biases before a batch norm) come out ~1e-6.
+            assertClose(student.store.grads + e.offset, f.tensors["grad/" + e.name]!.values, "grad \(e.name)",
+                        rtol: 2e-4, atol: 1e-5)
         }
         let sgd = SGD(store: student.store, config: SGDConfig(momentum: Float(c["momentum"] as! Double),
                                                               weightDecay: Float(c["weight_decay"] as! Double),
