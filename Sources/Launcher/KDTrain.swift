@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Model
 import Dist
 import FaceData
@@ -8,6 +9,24 @@ struct KDTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kdtrain",
         abstract: "Knowledge-distillation training of low-quality face recognition, data-parallel over MPI.",
-        version: kdtrainVersion)
-    func run() throws { print("kdtrain \(kdtrainVersion)") }
+        version: kdtrainVersion,
+        subcommands: [Bench.self])
+
+    static func main() {
+        selectBLASKernels()
+        main(nil)
+    }
+
+    /// Re-executes this program once with OPENBLAS_CORETYPE set when OpenBLAS fell back to generic
+    /// kernels on a CPU that has AVX2+FMA (see `Compute.blasCoreOverride`). A user's own
+    /// OPENBLAS_CORETYPE always wins. Runs before MPI is initialized.
+    static func selectBLASKernels() {
+        let env = ProcessInfo.processInfo.environment
+        guard env["KDTRAIN_BLAS_REEXEC"] == nil, let core = Compute.blasCoreOverride(environment: env) else { return }
+        setenv("OPENBLAS_CORETYPE", core, 1)
+        setenv("KDTRAIN_BLAS_REEXEC", "1", 1)
+        var args = CommandLine.arguments.map { strdup($0) } + [nil]
+        execv("/proc/self/exe", &args)
+        // exec failed: continue with the generic kernels (the bench report names the core).
+    }
 }

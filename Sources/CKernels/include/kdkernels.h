@@ -127,6 +127,10 @@ double kd_sum_squares(const float *x, long n);
 void kd_scale(float *x, long n, float a);
 // ---- end optimizer kernels ------------------------------------------------------------------
 
+// ---- cpu features ---------------------------------------------------------------------------
+/// 1 when the CPU executes AVX2 and FMA instructions (x86 only).
+int kd_cpu_supports_avx2_fma(void);
+
 #ifdef __cplusplus
 }
 #endif
