@@ -7,6 +7,7 @@
 //   Model                    layers, losses, optimizer over one flat parameter store; knows nothing of MPI
 //   Dist                     the only module that talks to MPI
 //   FaceData                 synthetic faces, image folders, insightface .rec/.idx/.bin, degradations
+//   Evaluation               the 10-fold verification protocol, TAR@FAR, ROC AUC, reports and charts
 //   Launcher                 the `kdtrain` command line; wires Model, Dist and FaceData
 import PackageDescription
 
@@ -32,15 +33,17 @@ let package = Package(
         .target(name: "Model", dependencies: ["COpenBLAS", "CKernels"], path: "Sources/Model"),
         .target(name: "Dist", dependencies: ["CMPI"], path: "Sources/Dist"),
         .target(name: "FaceData", dependencies: ["CImage"], path: "Sources/FaceData"),
+        .target(name: "Evaluation", path: "Sources/Evaluation"),
         .executableTarget(
             name: "Launcher",
-            dependencies: ["Model", "Dist", "FaceData",
+            dependencies: ["Model", "Dist", "FaceData", "Evaluation",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/Launcher"),
         .testTarget(name: "ModelTests", dependencies: ["Model"], path: "Tests/ModelTests",
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "DistTests", dependencies: ["Dist"], path: "Tests/DistTests"),
         .testTarget(name: "FaceDataTests", dependencies: ["FaceData"], path: "Tests/FaceDataTests"),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation"], path: "Tests/EvaluationTests"),
         .testTarget(name: "LauncherTests", dependencies: ["Model"], path: "Tests/LauncherTests"),
     ]
 )

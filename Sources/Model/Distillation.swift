@@ -113,6 +113,7 @@ public final class DistillationStep {
     private var sCos: UnsafeMutablePointer<Float> = .allocate(capacity: 1)
     private var tCos: UnsafeMutablePointer<Float> = .allocate(capacity: 1)
     private var capacity = 0
+    private var pairs: [AttentionMapPair] = []
     public private(set) var batch = 0
 
     /// - Precondition: the teacher (when the loss needs one) has the student's classes and, for
@@ -168,6 +169,7 @@ public final class DistillationStep {
             sCos = .allocate(capacity: nk); tCos = .allocate(capacity: nk)
             capacity = nk
         }
+        pairs.reserveCapacity(2 * loss.attention.stages.count)
         batch = n
     }
 
@@ -205,7 +207,7 @@ public final class DistillationStep {
                 for i in 0..<(n * k) { dCos[i] *= scale }        // d/dcos = s * d/d(s cos)
             }
             if loss.attentionSimilarity > 0 {
-                var pairs: [AttentionMapPair] = []
+                pairs.removeAll(keepingCapacity: true)    // capacity reserved in plan: no allocation
                 for st in loss.attention.stages {
                     let a = s.net.stageAttention[st], b = t.net.stageAttention[st]
                     let pre = loss.attention.beforeSigmoid

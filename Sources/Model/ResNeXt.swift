@@ -117,13 +117,15 @@ public final class FaceNet {
     let stemConv: Conv2d, stemBN: BatchNorm, stemAct: PReLU
     /// blocks[stage][block]
     public let blocks: [[ResNeXtBlock]]
+    /// All blocks in forward order.
+    public let allBlocks: [ResNeXtBlock]
     let embedBN: BatchNorm, dropout: Dropout, flatten = Flatten(), fc: Linear, features: BatchNorm
     /// Network input, (C, N, H, W); fill with `input.loadNCHW` after `plan`.
     public let input = Tensor()
     public private(set) var batch = 0
     public private(set) var needsGrad = false
     /// Set to collect per-kind timings (bench only).
-    public var profiler: Profiler? { didSet { for b in blocks.joined() { b.profiler = profiler } } }
+    public var profiler: Profiler? { didSet { for b in allBlocks { b.profiler = profiler } } }
 
     /// Builds the layers and registers every parameter in `store` (in forward order). Call
     /// `store.allocate()` and `store.initialize(seed:)` (or load a checkpoint) afterwards.
@@ -150,6 +152,9 @@ public final class FaceNet {
             stages.append(row)
         }
         blocks = stages
+        allBlocks = Array(stages.joined())
+        stageOutputs = stages.map { $0.last!.output }
+        stageAttention = stages.map { $0.last!.cbam }
         let side = config.stageSides.last!
         embedBN = BatchNorm(store, name: "embed.bn", channels: cin)
         dropout = Dropout(p: config.dropout)
@@ -160,9 +165,9 @@ public final class FaceNet {
     /// The embedding (E, N, 1, 1) = feature-major (E, N); write dLoss/dEmbedding into its grad.
     public var embedding: Tensor { features.output }
     /// Output of the last block of each stage (for attention transfer).
-    public var stageOutputs: [Tensor] { blocks.map { $0.last!.output } }
+    public let stageOutputs: [Tensor]
     /// CBAM of the last block of each stage (for attention-map distillation).
-    public var stageAttention: [CBAM] { blocks.map { $0.last!.cbam } }
+    public let stageAttention: [CBAM]
     /// Every batch-norm layer, in forward order.
     public var batchNorms: [BatchNorm] {
         [stemBN] + blocks.joined().flatMap(\.batchNorms) + [embedBN, features]
@@ -190,7 +195,7 @@ public final class FaceNet {
         p.time(.batchNorm) { stemBN.forward(stemConv.output, training: training) }
         p.time(.activation) { stemAct.forward(stemBN.output, training: training) }
         var x = stemAct.output
-        for b in blocks.joined() { b.forward(x, training: training); x = b.output }
+        for b in allBlocks { b.forward(x, training: training); x = b.output }
         p.time(.head) {
             embedBN.forward(x, training: training)
             dropout.forward(embedBN.output, training: training)
@@ -206,7 +211,6 @@ public final class FaceNet {
     public func backward(ready: ((Int) -> Void)? = nil) {
         precondition(needsGrad, "FaceNet.backward on a network planned without gradients")
         let p = profiler
-        let allBlocks = Array(blocks.joined())
         let last = allBlocks.last!.output
         p.time(.head) {
             features.backward(fc.output)

@@ -1,0 +1,1 @@
+// Evaluation: verification metrics and reports. (Filled in by the evaluation work.)

@@ -1,0 +1,4 @@
+import XCTest
+final class EvaluationSmokeTests: XCTestCase {
+    func testPlaceholderRemovedByOwningIssue() throws { throw XCTSkip("no tests yet for Evaluation") }
+}
