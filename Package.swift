@@ -8,7 +8,8 @@
 //   Dist                     the only module that talks to MPI
 //   FaceData                 synthetic faces, image folders, insightface .rec/.idx/.bin, degradations
 //   Evaluation               the 10-fold verification protocol, TAR@FAR, ROC AUC, reports and charts
-//   Launcher                 the `kdtrain` command line; wires Model, Dist and FaceData
+//   Pipeline                 run configuration, training loop, checkpoints, averaging, evaluation, ablation
+//   Launcher                 the `kdtrain` command line over Pipeline
 import PackageDescription
 
 let optimize: [CSetting] = [.unsafeFlags(["-O3"])]
@@ -34,9 +35,10 @@ let package = Package(
         .target(name: "Dist", dependencies: ["CMPI"], path: "Sources/Dist"),
         .target(name: "FaceData", dependencies: ["CImage"], path: "Sources/FaceData"),
         .target(name: "Evaluation", path: "Sources/Evaluation"),
+        .target(name: "Pipeline", dependencies: ["Model", "Dist", "FaceData", "Evaluation"], path: "Sources/Pipeline"),
         .executableTarget(
             name: "Launcher",
-            dependencies: ["Model", "Dist", "FaceData", "Evaluation",
+            dependencies: ["Model", "Dist", "FaceData", "Evaluation", "Pipeline",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/Launcher"),
         .testTarget(name: "ModelTests", dependencies: ["Model"], path: "Tests/ModelTests",
@@ -44,6 +46,7 @@ let package = Package(
         .testTarget(name: "DistTests", dependencies: ["Dist"], path: "Tests/DistTests"),
         .testTarget(name: "FaceDataTests", dependencies: ["FaceData"], path: "Tests/FaceDataTests"),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation"], path: "Tests/EvaluationTests"),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Model"], path: "Tests/PipelineTests"),
         .testTarget(name: "LauncherTests", dependencies: ["Model"], path: "Tests/LauncherTests"),
     ]
 )
