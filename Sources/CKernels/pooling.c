@@ -41,9 +41,9 @@ static void kd_maxpool_fwd_range(void *v, long p0, long p1) {
                 for (int iy = ya; iy < yb; iy++)
                     for (int ix = xa; ix < xb; ix++) {
                         float v2 = x[iy * W + ix];
-                        if (v2 > best || isnan(v2)) { best = v2; bi = iy * W + ix; if (isnan(v2)) goto done; }
+                        // NaN propagates: once best is NaN nothing compares greater.
+                        if (v2 > best || v2 != v2) { best = v2; bi = iy * W + ix; }
                     }
-            done:
                 y[oy * Wo + ox] = best; idx[oy * Wo + ox] = bi;
             }
         }

@@ -143,9 +143,10 @@ static void kd_cpool_fwd_range(void *v, long t0, long t1) {
         for (int c = 1; c < C; c++) {
             const float *restrict x = a->x + ((long)c * N + n) * P;
             for (long p = pb; p < pe; p++) {
-                float v2 = x[p];
+                float v2 = x[p], m = mx[p];
+                int gt = v2 > m;                 // selects, not branches: vectorizes
                 mean[p] += v2;
-                if (v2 > mx[p]) { mx[p] = v2; arg[p] = c; }
+                mx[p] = gt ? v2 : m; arg[p] = gt ? c : arg[p];
             }
         }
         const float inv = 1.f / (float)C;
@@ -167,7 +168,10 @@ static void kd_cpool_bwd_range(void *v, long t0, long t1) {
         const int *restrict arg = a->carg + n * P;
         for (int c = 0; c < C; c++) {
             float *restrict dx = a->dx + ((long)c * N + n) * P;
-            for (long p = pb; p < pe; p++) dx[p] += gmean[p] * inv + (arg[p] == c ? gmax[p] : 0.f);
+            for (long p = pb; p < pe; p++) {
+                float g = gmax[p];               // unconditional load: vectorizes
+                dx[p] += gmean[p] * inv + (arg[p] == c ? g : 0.f);
+            }
         }
     }
 }

@@ -2,8 +2,8 @@
 //
 // Legend: N batch, C channels, H height, W width. Every activation is stored channel-major,
 // (C, N, H, W): channel c of image n starts at (c*N + n)*H*W. A vector activation (after the
-// embedding head) is (C, N, 1, 1)... except where a layer documents "row-major (N, F)": see
-// `Flatten`, which converts to (N, F) for Linear layers.
+// embedding head) is (F, N, 1, 1), i.e. feature-major (F, N): `Flatten` produces it (feature
+// index c*H*W + h*W + w, as PyTorch) and `Linear` consumes it.
 
 /// The shape of a 4-d activation.
 public struct Shape: Equatable, Hashable, Sendable, CustomStringConvertible {
