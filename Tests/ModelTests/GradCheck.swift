@@ -26,6 +26,7 @@ func numericCheck(_ what: String, pointer: UnsafeMutablePointer<Float>, analytic
                   value: () -> Double) -> [GradMismatch] {
     var bad: [GradMismatch] = []
     let step = max(1, count / samples)
+    func close(_ a: Double, _ b: Double) -> Bool { abs(a - b) <= atol + rtol * max(abs(a), abs(b)) }
     var i = 0
     while i < count {
         let saved = pointer[i]
@@ -34,8 +35,22 @@ func numericCheck(_ what: String, pointer: UnsafeMutablePointer<Float>, analytic
         pointer[i] = saved
         let num = (lp - lm) / (2 * Double(eps))
         let ana = Double(analytic[i])
-        if abs(num - ana) > atol + rtol * max(abs(num), abs(ana)) {
-            bad.append(GradMismatch(what: what, index: i, analytic: ana, numeric: num))
+        if !close(num, ana) {
+            // A kink (ReLU at 0, a max switching its argmax) inside [x - eps, x + eps] breaks the
+            // central difference. There the analytic gradient must still equal the one-sided
+            // derivative on the side without the kink: retry with a 10x smaller step and accept
+            // agreement with either one-sided difference.
+            let e2 = eps / 10
+            let l0 = value()
+            pointer[i] = saved + e2; let lp2 = value()
+            pointer[i] = saved - e2; let lm2 = value()
+            pointer[i] = saved
+            _ = value()
+            let right = (lp2 - l0) / Double(e2), left = (l0 - lm2) / Double(e2)
+            let central2 = (lp2 - lm2) / (2 * Double(e2))
+            if !(close(central2, ana) || close(right, ana) || close(left, ana)) {
+                bad.append(GradMismatch(what: what, index: i, analytic: ana, numeric: num))
+            }
         }
         i += step
     }
