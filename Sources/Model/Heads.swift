@@ -19,6 +19,7 @@
 //             with sin θ = sqrt(1 - cos² θ).
 // Normalization follows F.normalize: x / max(|x|, 1e-12).
 import COpenBLAS
+import CKernels
 import Foundation
 
 /// Which margin a `MarginHead` applies.
@@ -159,8 +160,8 @@ public final class MarginHead {
         case .cosFace, .arcFace:
             break
         }
-        marginNormalizeRows(embeddings, rows: n, cols: e, out: eHat, norms: eNorm)
-        marginNormalizeRows(w, rows: k, cols: e, out: wHat, norms: wNorm)
+        kd_normalize_rows(embeddings, eHat, eNorm, n, e, Self.normEps)
+        kd_normalize_rows(w, wHat, wNorm, k, e, Self.normEps)
         // cos (N, K) = ê (N, E) x ŵ^T
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(k), Int32(e),
                     1, eHat, Int32(e), wHat, Int32(e), 0, cosBuf, Int32(k))
@@ -234,39 +235,13 @@ public final class MarginHead {
             // dê (N, E) = dcos (N, K) x ŵ (K, E); de += (dê - ê <ê, dê>) / |e|
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(e), Int32(k),
                         1, dCosBuf, Int32(k), wHat, Int32(e), 0, dEHat, Int32(e))
-            marginNormalizeBackwardAdd(xHat: eHat, norms: eNorm, dXHat: dEHat, rows: n, cols: e, dX: dEmbeddings)
+            kd_normalize_rows_backward_add(eHat, eNorm, dEHat, dEmbeddings, n, e)
         }
         if wantW {
             // dŵ (K, E) = dcos^T (K, N) x ê (N, E); dW += (dŵ - ŵ <ŵ, dŵ>) / |w|
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(k), Int32(e), Int32(n),
                         1, dCosBuf, Int32(k), eHat, Int32(e), 0, dWHat, Int32(e))
-            marginNormalizeBackwardAdd(xHat: wHat, norms: wNorm, dXHat: dWHat, rows: k, cols: e, dX: store.grads + weightOffset)
+            kd_normalize_rows_backward_add(wHat, wNorm, dWHat, store.grads + weightOffset, k, e)
         }
-    }
-}
-
-/// out (rows, cols) = x / max(|x_row|, 1e-12) per row; norms (rows) receives the clamped norms.
-func marginNormalizeRows(_ x: UnsafePointer<Float>, rows: Int, cols: Int, out: UnsafeMutablePointer<Float>,
-                   norms: UnsafeMutablePointer<Float>) {
-    for r in 0..<rows {
-        let xr = x + r * cols, or = out + r * cols
-        var ss: Float = 0
-        for i in 0..<cols { ss += xr[i] * xr[i] }
-        let nrm = max(ss.squareRoot(), 1e-12)
-        norms[r] = nrm
-        let inv = 1 / nrm
-        for i in 0..<cols { or[i] = xr[i] * inv }
-    }
-}
-
-/// The adjoint of `marginNormalizeRows` (where |x| > eps): dX += (dx̂ - x̂ <x̂, dx̂>) / |x| per row.
-func marginNormalizeBackwardAdd(xHat: UnsafePointer<Float>, norms: UnsafePointer<Float>, dXHat: UnsafePointer<Float>,
-                          rows: Int, cols: Int, dX: UnsafeMutablePointer<Float>) {
-    for r in 0..<rows {
-        let xh = xHat + r * cols, dh = dXHat + r * cols, dx = dX + r * cols
-        var dot: Float = 0
-        for i in 0..<cols { dot += xh[i] * dh[i] }
-        let inv = 1 / norms[r]
-        for i in 0..<cols { dx[i] += (dh[i] - xh[i] * dot) * inv }
     }
 }

@@ -13,6 +13,7 @@
 //   recognition and KD losses can accumulate into the same dlogits buffer;
 // - the teacher side is frozen: no gradient is produced for it;
 // - sums are accumulated in Double; nothing allocates except `LossWorkspace` growth.
+import CKernels
 import Foundation
 
 /// Scratch memory for losses that need per-sample intermediates (attention transfer). Grows on
@@ -44,25 +45,10 @@ public final class LossWorkspace {
 public func crossEntropyLoss(logits: UnsafePointer<Float>, labels: UnsafePointer<Int32>, n: Int, k: Int,
                              dLogits: UnsafeMutablePointer<Float>?, weight: Float = 1) -> Float {
     precondition(n > 0 && k > 0, "crossEntropyLoss: need N > 0 and K > 0, got N \(n) K \(k)")
-    var total = 0.0
-    let g = weight / Float(n)
     for r in 0..<n {
-        let z = logits + r * k
-        let y = Int(labels[r])
-        precondition(y >= 0 && y < k, "crossEntropyLoss: label \(y) of sample \(r) outside [0, \(k))")
-        var mx = z[0]
-        for j in 1..<k { mx = max(mx, z[j]) }
-        var sum = 0.0
-        for j in 0..<k { sum += Double(exp(z[j] - mx)) }
-        let lse = Double(mx) + log(sum)
-        total += lse - Double(z[y])
-        if let dLogits {
-            let d = dLogits + r * k
-            let inv = Float(1 / sum)
-            for j in 0..<k { d[j] += g * exp(z[j] - mx) * inv }
-            d[y] -= g
-        }
+        precondition(labels[r] >= 0 && Int(labels[r]) < k, "crossEntropyLoss: label \(labels[r]) of sample \(r) outside [0, \(k))")
     }
+    let total = kd_cross_entropy(logits, labels, dLogits, n, k, weight / Float(n))
     return Float(total / Double(n))
 }
 
@@ -80,26 +66,7 @@ public func distillationKLLoss(student: UnsafePointer<Float>, teacher: UnsafePoi
                                weight: Float = 1) -> Float {
     precondition(n > 0 && k > 0, "distillationKLLoss: need N > 0 and K > 0, got N \(n) K \(k)")
     precondition(temperature > 0, "distillationKLLoss: temperature must be positive, got \(temperature)")
-    let invT = 1 / temperature
-    let g = weight * temperature / Float(n)
-    var total = 0.0
-    for r in 0..<n {
-        let s = student + r * k, t = teacher + r * k
-        var ms = s[0] * invT, mt = t[0] * invT
-        for j in 1..<k { ms = max(ms, s[j] * invT); mt = max(mt, t[j] * invT) }
-        var ss = 0.0, st = 0.0
-        for j in 0..<k { ss += Double(exp(s[j] * invT - ms)); st += Double(exp(t[j] * invT - mt)) }
-        let lss = Float(log(ss)), lst = Float(log(st))
-        var kl = 0.0
-        for j in 0..<k {
-            let logPt = t[j] * invT - mt - lst
-            let logPs = s[j] * invT - ms - lss
-            let pt = exp(logPt)
-            if pt > 0 { kl += Double(pt) * Double(logPt - logPs) }
-            if let dStudent { dStudent[r * k + j] += g * (exp(logPs) - pt) }
-        }
-        total += kl
-    }
+    let total = kd_distill_kl(student, teacher, dStudent, n, k, temperature, weight * temperature / Float(n))
     return Float(total * Double(temperature) * Double(temperature) / Double(n))
 }
 

@@ -199,4 +199,37 @@ final class HeadsTests: XCTestCase {
             XCTAssertEqual(head.logits[1], s * sin(theta), accuracy: 1e-5, "non-target theta \(theta)")
         }
     }
+
+    /// The trainer's composition: recognition CE and KD both add into one dlogits buffer, then one
+    /// head backward; checked against finite differences of the weighted total.
+    func testCrossEntropyPlusDistillationThroughHead() {
+        for kind in [MarginKind.cosFace(s: 8, m: 0.35), .softmax] {
+            let n = 3, k = 6, e = 5, lambda: Float = 0.7, t: Float = 4
+            var rng = TestRNG(21)
+            let (store, head) = makeHead(kind: kind, n: n, k: k, e: e, weight: randomArray(&rng, k * e))
+            let x = testBuffer(randomArray(&rng, n * e)); defer { x.deallocate() }
+            let teacher = randomArray(&rng, n * k, -4, 4)
+            let labels: [Int32] = [5, 0, 2]
+            func loss(_ dl: UnsafeMutablePointer<Float>?) -> Double {
+                labels.withUnsafeBufferPointer { y in
+                    head.forward(embeddings: x, labels: y.baseAddress!)
+                    let ce = crossEntropyLoss(logits: head.logits, labels: y.baseAddress!, n: n, k: k, dLogits: dl)
+                    let kd = distillationKLLoss(student: head.logits, teacher: teacher, n: n, k: k, temperature: t,
+                                                dStudent: dl, weight: lambda)
+                    return Double(ce) + Double(lambda) * Double(kd)
+                }
+            }
+            let dl = testBuffer(zeros: n * k), dx = testBuffer(zeros: n * e)
+            defer { dl.deallocate(); dx.deallocate() }
+            _ = loss(dl)
+            store.zeroGrad()
+            head.backward(embeddings: x, dLogits: dl, dEmbeddings: dx)
+            let label = "CE + KD through \(kind)"
+            checkGradient(label, "embeddings", pointer: x, analytic: array(dx, n * e), eps: 1e-3, atol: 5e-4, rtol: 2e-2,
+                          value: { loss(nil) })
+            checkGradient(label, "head.weight", pointer: store.params + head.weightOffset,
+                          analytic: array(store.grads + head.weightOffset, k * e), eps: 1e-3, atol: 5e-4, rtol: 2e-2,
+                          value: { loss(nil) })
+        }
+    }
 }

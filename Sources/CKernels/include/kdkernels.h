@@ -130,6 +130,24 @@ void kd_scale(float *x, long n, float a);
 // ---- cpu features ---------------------------------------------------------------------------
 /// 1 when the CPU executes AVX2 and FMA instructions (x86 only).
 int kd_cpu_supports_avx2_fma(void);
+// ---- loss and margin-head kernels (owner: losses; implemented in softmax_loss.c) -----------
+// Row-major (N, K) logits; rows split into fixed blocks on the worker pool; sums in double,
+// independent of the thread count. Gradients are ADDED.
+#include <stdint.h>
+/// Sum over rows of softmax cross-entropy (logsumexp(z) - z[y]); when dlogits is non-null adds
+/// grad_scale * (softmax(z) - onehot(y)). labels in [0, K) (checked by the caller).
+double kd_cross_entropy(const float *logits, const int32_t *labels, float *dlogits, long n, long k,
+                        float grad_scale);
+/// Sum over rows of KL(softmax(t/T) || softmax(s/T)); when dstudent is non-null adds
+/// grad_scale * (softmax(s/T) - softmax(t/T)).
+double kd_distill_kl(const float *student, const float *teacher, float *dstudent, long n, long k,
+                     float temperature, float grad_scale);
+/// out (rows, cols) = x / max(|x_row|, eps); norms (rows) = max(|x_row|, eps).
+void kd_normalize_rows(const float *x, float *out, float *norms, long rows, long cols, float eps);
+/// dx (rows, cols) += (dxhat - xhat <xhat, dxhat>) / norms, the adjoint of kd_normalize_rows.
+void kd_normalize_rows_backward_add(const float *xhat, const float *norms, const float *dxhat, float *dx,
+                                    long rows, long cols);
+// ---- end loss kernels ------------------------------------------------------------------------
 
 #ifdef __cplusplus
 }
