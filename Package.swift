@@ -40,7 +40,8 @@ let package = Package(
         .testTarget(name: "ModelTests", dependencies: ["Model"], path: "Tests/ModelTests",
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "DistTests", dependencies: ["Dist"], path: "Tests/DistTests"),
-        .testTarget(name: "FaceDataTests", dependencies: ["FaceData"], path: "Tests/FaceDataTests"),
+        .testTarget(name: "FaceDataTests", dependencies: ["FaceData"], path: "Tests/FaceDataTests",
+                    resources: [.copy("Fixtures")]),
         .testTarget(name: "LauncherTests", dependencies: ["Model"], path: "Tests/LauncherTests"),
     ]
 )
