@@ -1,0 +1,141 @@
+// FaceData core types: errors, the per-sample random generator, and the 8-bit image.
+//
+// Legend: H height, W width, C channels (always 3, RGB). An 8-bit image is stored interleaved
+// (H, W, C); float images handed to the trainer are planar (C, H, W), batches (N, C, H, W).
+import Foundation
+
+/// Every failure caused by bad input (a malformed spec, a missing or corrupt file). One line,
+/// naming the file or field; library code throws these and never traps on bad input.
+public struct DataError: Error, CustomStringConvertible, LocalizedError, Equatable, Sendable {
+    /// What kind of failure; tests and the launcher may switch on it.
+    public enum Kind: String, Sendable { case spec, io, format, decode, empty, unsupported }
+    public var kind: Kind
+    /// The file, field or spec the message is about ("" when none).
+    public var subject: String
+    public var message: String
+    public init(_ kind: Kind, _ subject: String, _ message: String) {
+        self.kind = kind; self.subject = subject; self.message = message
+    }
+    public var description: String { subject.isEmpty ? message : "\(subject): \(message)" }
+    public var errorDescription: String? { description }
+}
+
+/// SplitMix64: tiny, fast, and good enough for augmentation and procedural faces. Every sample
+/// derives its own generator from (seed, stream, epoch, index) with `Rng(seed:_:)`, never from a
+/// shared stream, so results do not depend on thread count, rank or load order.
+public struct Rng: Sendable {
+    public var state: UInt64
+    public init(state: UInt64) { self.state = state }
+    /// A generator keyed by several integers (mixed with SplitMix's finalizer between keys).
+    public init(seed: UInt64, _ keys: UInt64...) {
+        var s = Rng.mix(seed &+ 0x9E37_79B9_7F4A_7C15)
+        for k in keys { s = Rng.mix(s ^ Rng.mix(k &+ 0xD1B5_4A32_D192_ED03)) }
+        state = s
+    }
+    @inline(__always) static func mix(_ z0: UInt64) -> UInt64 {
+        var z = z0
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    @inline(__always) public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        return Rng.mix(state)
+    }
+    /// Uniform in [0, 1).
+    @inline(__always) public mutating func uniform() -> Float { Float(next() >> 40) * (1.0 / 16_777_216.0) }
+    /// Uniform in [lo, hi).
+    @inline(__always) public mutating func uniform(_ lo: Float, _ hi: Float) -> Float { lo + (hi - lo) * uniform() }
+    /// Uniform integer in 0..<n (n > 0).
+    @inline(__always) public mutating func int(_ n: Int) -> Int { Int((next() >> 1) % UInt64(max(n, 1))) }
+    /// Standard normal (Box-Muller).
+    public mutating func gaussian() -> Float {
+        let u1 = max(uniform(), 1e-7), u2 = uniform()
+        return (-2 * logf(u1)).squareRoot() * cosf(2 * .pi * u2)
+    }
+    public mutating func bernoulli(_ p: Float) -> Bool { uniform() < p }
+}
+
+/// An 8-bit RGB image, interleaved (H, W, 3). Grayscale sources are expanded to three channels.
+public struct FaceImage: Sendable, Equatable {
+    public var width: Int
+    public var height: Int
+    /// (H, W, 3) bytes, row-major.
+    public var pixels: [UInt8]
+    public init(width: Int, height: Int, pixels: [UInt8]) {
+        precondition(pixels.count == width * height * 3, "FaceImage: pixel count does not match size")
+        self.width = width; self.height = height; self.pixels = pixels
+    }
+    public init(width: Int, height: Int) {
+        self.init(width: width, height: height, pixels: [UInt8](repeating: 0, count: width * height * 3))
+    }
+    /// Planar floats (3, H, W) in 0...255.
+    public func planarFloats() -> [Float] {
+        let n = width * height
+        var out = [Float](repeating: 0, count: 3 * n)
+        pixels.withUnsafeBufferPointer { p in
+            out.withUnsafeMutableBufferPointer { o in
+                for i in 0..<n {
+                    o[i] = Float(p[3 * i]); o[n + i] = Float(p[3 * i + 1]); o[2 * n + i] = Float(p[3 * i + 2])
+                }
+            }
+        }
+        return out
+    }
+    /// Builds an image from planar floats (3, H, W), rounding and clamping to 0...255.
+    public init(planar: UnsafeBufferPointer<Float>, width: Int, height: Int) {
+        let n = width * height
+        precondition(planar.count >= 3 * n)
+        var px = [UInt8](repeating: 0, count: 3 * n)
+        px.withUnsafeMutableBufferPointer { o in
+            for i in 0..<n {
+                for c in 0..<3 { o[3 * i + c] = UInt8(max(0, min(255, (planar[c * n + i]).rounded()))) }
+            }
+        }
+        self.init(width: width, height: height, pixels: px)
+    }
+}
+
+/// Reads a whole file, turning failures into a `DataError` naming the path.
+func readFile(_ path: String) throws -> [UInt8] {
+    guard let d = FileManager.default.contents(atPath: path) else {
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDir) {
+            throw DataError(.io, path, isDir.boolValue ? "is a folder, expected a file" : "cannot be read")
+        }
+        throw DataError(.io, path, "no such file")
+    }
+    return [UInt8](d)
+}
+
+/// Writes `bytes` atomically: a temporary file next to `path`, fsync, then rename over `path`.
+public func writeFileAtomically(_ path: String, _ bytes: [UInt8]) throws {
+    try writeFileAtomically(path) { fd in
+        try bytes.withUnsafeBytes { try writeAll(fd, $0, path) }
+    }
+}
+
+/// Atomic write with a streaming body: `body` gets the descriptor of the temporary file.
+public func writeFileAtomically(_ path: String, _ body: (Int32) throws -> Void) throws {
+    let dir = (path as NSString).deletingLastPathComponent
+    let tmp = (dir.isEmpty ? "." : dir) + "/.\((path as NSString).lastPathComponent).tmp.\(getpid())"
+    let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    guard fd >= 0 else { throw DataError(.io, path, "cannot create temporary file \(tmp): \(String(cString: strerror(errno)))") }
+    do {
+        try body(fd)
+        guard fsync(fd) == 0 else { throw DataError(.io, path, "fsync failed: \(String(cString: strerror(errno)))") }
+        close(fd)
+        guard rename(tmp, path) == 0 else { throw DataError(.io, path, "rename failed: \(String(cString: strerror(errno)))") }
+    } catch {
+        close(fd); unlink(tmp); throw error
+    }
+}
+
+func writeAll(_ fd: Int32, _ buf: UnsafeRawBufferPointer, _ path: String) throws {
+    var off = 0
+    while off < buf.count {
+        let n = write(fd, buf.baseAddress! + off, buf.count - off)
+        if n < 0 { if errno == EINTR { continue }; throw DataError(.io, path, "write failed: \(String(cString: strerror(errno)))") }
+        off += n
+    }
+}

@@ -1,0 +1,147 @@
+// A data source named by one string, on the command line and in config files.
+//
+//   synthetic[:key=value,...]       procedural faces; keys: ids, images, size (or width/height), seed,
+//                                   pairs, verify-ids. Example: synthetic:ids=2000,images=40,size=112
+//   folder:PATH[;strict][;pairs=N][;seed=S]
+//                                   one sub-folder per identity (training), or, as a verification
+//                                   source, N pairs generated from it (default 6000 or what fits)
+//   rec:PATH/train.rec              insightface RecordIO (the .idx next to it), either layout
+//   bin:PATH/agedb_30.bin           insightface verification pairs
+//   pairs:PATH/pairs.txt@IMAGE_ROOT LFW-style pairs list with its image root (split at the last '@')
+//
+// Training sources: synthetic, folder, rec. Verification sources: synthetic, folder, bin, pairs.
+import Foundation
+
+public enum DataSource: Equatable, Sendable, CustomStringConvertible {
+    case synthetic(SyntheticConfig)
+    case folder(path: String, strict: Bool, pairs: Int?, seed: UInt64)
+    case rec(path: String)
+    case bin(path: String)
+    case pairs(list: String, root: String)
+
+    /// Parses the one-string syntax above. - Throws: `DataError(.spec, spec, ...)` naming the bad part.
+    public init(parsing spec: String) throws {
+        let s = spec.trimmingCharacters(in: .whitespaces)
+        let (kind, rest): (String, String) = {
+            guard let c = s.firstIndex(of: ":") else { return (s, "") }
+            return (String(s[..<c]), String(s[s.index(after: c)...]))
+        }()
+        func bad(_ m: String) -> DataError { DataError(.spec, spec, m) }
+        switch kind {
+        case "synthetic":
+            var c = SyntheticConfig()
+            for kv in rest.split(separator: ",", omittingEmptySubsequences: true) {
+                let p = kv.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+                guard p.count == 2, let v = UInt64(p[1]), v <= 1 << 40 else { throw bad("expected key=number, got '\(kv)'") }
+                let n = Int(v)
+                switch p[0] {
+                case "ids", "identities": c.identities = n
+                case "images": c.imagesPerIdentity = n
+                case "size": c.width = n; c.height = n
+                case "width": c.width = n
+                case "height": c.height = n
+                case "seed": c.seed = v
+                case "pairs": c.pairs = n
+                case "verify-ids": c.verificationIdentities = n
+                default: throw bad("unknown synthetic key '\(p[0])' (ids, images, size, width, height, seed, pairs, verify-ids)")
+                }
+            }
+            do { try c.validate() } catch let e as DataError { throw bad("\(e.subject): \(e.message)") }
+            self = .synthetic(c)
+        case "folder":
+            let parts = rest.split(separator: ";", omittingEmptySubsequences: false).map(String.init)
+            guard let path = parts.first, !path.isEmpty else { throw bad("folder: needs a path") }
+            var strict = false, pairs: Int? = nil, seed: UInt64 = 1
+            for o in parts.dropFirst() {
+                if o == "strict" { strict = true }
+                else if o.hasPrefix("pairs="), let n = Int(o.dropFirst(6)), n >= 20, n % 20 == 0 { pairs = n }
+                else if o.hasPrefix("seed="), let n = UInt64(o.dropFirst(5)) { seed = n }
+                else { throw bad("unknown folder option '\(o)' (strict, pairs=N with N a multiple of 20, seed=S)") }
+            }
+            self = .folder(path: path, strict: strict, pairs: pairs, seed: seed)
+        case "rec":
+            guard !rest.isEmpty else { throw bad("rec: needs the path of a .rec file") }
+            self = .rec(path: rest)
+        case "bin":
+            guard !rest.isEmpty else { throw bad("bin: needs the path of a .bin file") }
+            self = .bin(path: rest)
+        case "pairs":
+            guard let at = rest.lastIndex(of: "@") else { throw bad("pairs: needs LIST@IMAGE_ROOT") }
+            let list = String(rest[..<at]), root = String(rest[rest.index(after: at)...])
+            guard !list.isEmpty, !root.isEmpty else { throw bad("pairs: needs LIST@IMAGE_ROOT") }
+            self = .pairs(list: list, root: root)
+        default:
+            throw bad("unknown data source kind '\(kind)' (synthetic, folder:, rec:, bin:, pairs:)")
+        }
+    }
+
+    /// The canonical spec string (parses back to the same value).
+    public var description: String {
+        switch self {
+        case .synthetic(let c):
+            return "synthetic:ids=\(c.identities),images=\(c.imagesPerIdentity),width=\(c.width),height=\(c.height),seed=\(c.seed),pairs=\(c.pairs),verify-ids=\(c.verificationIdentities)"
+        case .folder(let p, let strict, let pairs, let seed):
+            return "folder:\(p)" + (strict ? ";strict" : "") + (pairs.map { ";pairs=\($0)" } ?? "") + (seed != 1 ? ";seed=\(seed)" : "")
+        case .rec(let p): return "rec:\(p)"
+        case .bin(let p): return "bin:\(p)"
+        case .pairs(let l, let r): return "pairs:\(l)@\(r)"
+        }
+    }
+
+    /// Opens the source as a training set. - Throws: `.spec` for verification-only kinds, else the reader's errors.
+    public func trainingSet(threads: Int = 2) throws -> any TrainingSet {
+        switch self {
+        case .synthetic(let c): return try SyntheticTrainingSet(c)
+        case .folder(let p, let strict, _, _): return try ImageFolder(root: p, strict: strict, threads: threads)
+        case .rec(let p): return try RecordSet(rec: p)
+        case .bin, .pairs: throw DataError(.spec, description, "a verification-only source cannot be a training set")
+        }
+    }
+
+    /// Opens the source as verification pairs. Folders get generated pairs (`pairs=` or 6000, reduced to
+    /// a multiple of 20 no larger than the image count when the folder is small).
+    public func pairSet(threads: Int = 2) throws -> any PairSet {
+        switch self {
+        case .synthetic(let c): return try SyntheticPairSet(c)
+        case .folder(let p, let strict, let pairs, let seed):
+            let f = try ImageFolder(root: p, strict: strict, threads: threads)
+            let n = pairs ?? max(20, min(6000, f.count / 20 * 20))
+            return try GeneratedPairSet(source: f, pairs: n, seed: seed)
+        case .bin(let p): return try BinPairSet(path: p)
+        case .pairs(let l, let r): return try PairsFile(list: l, root: r)
+        case .rec: throw DataError(.spec, description, "a RecordIO training set has no pairs; use bin:, pairs: or folder:")
+        }
+    }
+}
+
+/// Library side of `kdtrain pack`: writers that need no MXNet or Python.
+public enum Packer {
+    /// Writes `rec` (+ `.idx` next to it) from an image folder. JPEG files are stored as they are; other
+    /// formats are re-encoded as JPEG at `quality`. Returns a one-line summary.
+    @discardableResult
+    public static func rec(from folder: ImageFolder, to rec: String, layout: RecordSet.Layout = .legacy, quality: Int = 95) throws -> String {
+        let idx = (rec as NSString).deletingPathExtension + ".idx"
+        try RecordIO.write(rec: rec, idx: idx, layout: layout, count: folder.count) { i in
+            let b = try readFile(folder.files[i])
+            let img = ImageCodec.sniff(b) == .jpeg ? b : try ImageCodec.encodeJPEG(try ImageCodec.decode(b, name: folder.files[i]), quality: quality)
+            return (Int(folder.labels[i]), img)
+        }
+        return "wrote \(rec) and \(idx): \(folder.count) images, \(folder.classCount) identities, \(layout.rawValue) layout"
+    }
+
+    /// Writes an insightface .bin from any pair source, re-encoding every image as JPEG at `quality`
+    /// (optionally resized to `size` x `size` with area/bilinear/bicubic). Returns a one-line summary.
+    @discardableResult
+    public static func bin(from pairs: any PairSet, to path: String, quality: Int = 95, size: Int? = nil,
+                           kernel: ResizeKernel = .bilinear) throws -> String {
+        var images = [[UInt8]]()
+        images.reserveCapacity(2 * pairs.pairCount)
+        for j in 0..<(2 * pairs.pairCount) {
+            var img = try pairs.image(j)
+            if let s = size, img.width != s || img.height != s { img = Resize.image(img, width: s, height: s, kernel: kernel) }
+            images.append(try ImageCodec.encodeJPEG(img, quality: quality))
+        }
+        try writeFileAtomically(path, PickleBin.write(images: images, issame: pairs.issame))
+        return "wrote \(path): \(pairs.pairCount) pairs (\(pairs.summary))"
+    }
+}

@@ -1,0 +1,271 @@
+// insightface / MXNet RecordIO training sets (.rec + .idx): reading both layouts and writing them.
+// Layout facts: /work/shared/formats.md. Little-endian throughout.
+//
+// Record: uint32 magic 0xced7230a, uint32 lrecord (cflag in bits 29-31, length in the low 29 bits),
+// payload, zero padding to 4 bytes. A payload containing the magic at a 4-byte-aligned offset is split
+// there into parts (cflag 1 first, 2 middle, 3 last); the reader re-inserts the magic between parts.
+// Payload: IRHeader 'IfQQ' (flag, label, id, id2: 24 bytes), then `flag` float32 labels when flag > 0,
+// then the encoded image.
+import Foundation
+
+public enum RecordIO {
+    public static let magic: UInt32 = 0xced7230a
+
+    /// The 24-byte IRHeader plus the optional label vector.
+    public struct Header: Equatable, Sendable {
+        public var flag: UInt32
+        public var label: Float
+        public var id: UInt64
+        public var id2: UInt64
+        public var labels: [Float]
+        public init(flag: UInt32 = 0, label: Float = 0, id: UInt64 = 0, id2: UInt64 = 0, labels: [Float] = []) {
+            self.flag = flag; self.label = label; self.id = id; self.id2 = id2; self.labels = labels
+        }
+    }
+
+    /// Packs a payload: header (flag = labels.count when labels is not empty), labels, image bytes.
+    public static func pack(_ h: Header, _ image: [UInt8]) -> [UInt8] {
+        var out = [UInt8](); out.reserveCapacity(24 + 4 * h.labels.count + image.count)
+        func put32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+        func put64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+        put32(h.labels.isEmpty ? h.flag : UInt32(h.labels.count)); put32(h.label.bitPattern); put64(h.id); put64(h.id2)
+        for l in h.labels { put32(l.bitPattern) }
+        out.append(contentsOf: image)
+        return out
+    }
+
+    /// Splits a payload into header and image bytes. `name` names the record in errors.
+    public static func unpack(_ p: [UInt8], name: String) throws -> (Header, ArraySlice<UInt8>) {
+        guard p.count >= 24 else { throw DataError(.format, name, "record payload of \(p.count) bytes is shorter than the 24-byte IRHeader") }
+        let flag = le32(p, 0)
+        var h = Header(flag: flag, label: Float(bitPattern: le32(p, 4)), id: le64(p, 8), id2: le64(p, 16))
+        guard flag <= 1 << 20, 24 + 4 * Int(flag) <= p.count else {
+            throw DataError(.format, name, "IRHeader flag \(flag) announces more labels than the \(p.count)-byte payload holds")
+        }
+        h.labels = (0..<Int(flag)).map { Float(bitPattern: le32(p, 24 + 4 * $0)) }
+        return (h, p[(24 + 4 * Int(flag))...])
+    }
+
+    @inline(__always) static func le32(_ b: [UInt8], _ o: Int) -> UInt32 {
+        UInt32(b[o]) | UInt32(b[o + 1]) << 8 | UInt32(b[o + 2]) << 16 | UInt32(b[o + 3]) << 24
+    }
+    @inline(__always) static func le64(_ b: [UInt8], _ o: Int) -> UInt64 { UInt64(le32(b, o)) | UInt64(le32(b, o + 4)) << 32 }
+
+    /// Frames a payload as one or more records, splitting at aligned magic words as MXNet's writer does.
+    public static func frame(_ payload: [UInt8]) -> [UInt8] {
+        var out = [UInt8](); out.reserveCapacity(payload.count + 16)
+        func part(_ cflag: UInt32, _ s: ArraySlice<UInt8>) {
+            withUnsafeBytes(of: magic.littleEndian) { out.append(contentsOf: $0) }
+            withUnsafeBytes(of: (cflag << 29 | UInt32(s.count)).littleEndian) { out.append(contentsOf: $0) }
+            out.append(contentsOf: s)
+            out.append(contentsOf: [UInt8](repeating: 0, count: (4 - s.count % 4) % 4))
+        }
+        var start = 0, i = 0
+        let aligned = payload.count & ~3
+        while i < aligned {
+            if le32(payload, i) == magic {
+                part(start == 0 ? 1 : 2, payload[start..<i]); start = i + 4
+            }
+            i += 4
+        }
+        part(start == 0 ? 0 : 3, payload[start...])
+        return out
+    }
+
+    /// Parses an .idx file: key -> byte offset, in file order.
+    public static func readIndex(_ path: String) throws -> [(key: Int, offset: Int)] {
+        let bytes = try readFile(path)
+        var out = [(key: Int, offset: Int)]()
+        var line = 1
+        for raw in bytes.split(separator: 10, omittingEmptySubsequences: false) {
+            defer { line += 1 }
+            let s = String(decoding: raw, as: UTF8.self).trimmingCharacters(in: .whitespaces.union(.init(charactersIn: "\r")))
+            if s.isEmpty { continue }
+            let f = s.split(whereSeparator: { $0 == "\t" || $0 == " " })
+            guard f.count == 2, let k = Int(f[0]), let o = Int(f[1]), k >= 0, o >= 0 else {
+                throw DataError(.format, "\(path):\(line)", "expected 'key<TAB>offset', got '\(s.prefix(60))'")
+            }
+            out.append((k, o))
+        }
+        guard !out.isEmpty else { throw DataError(.empty, path, "index has no entries") }
+        return out
+    }
+}
+
+/// Random access to the records of a .rec file through positioned reads (thread-safe: pread).
+public final class RecordFile: @unchecked Sendable {
+    // @unchecked: the descriptor is only used with pread, which has no shared file position.
+    public let path: String
+    let fd: Int32
+    public let size: Int
+    public init(path: String) throws {
+        fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw DataError(.io, path, "cannot open: \(String(cString: strerror(errno)))") }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { close(fd); throw DataError(.io, path, "cannot stat") }
+        self.path = path; size = Int(st.st_size)
+    }
+    deinit { close(fd) }
+
+    func readExactly(_ n: Int, at off: Int, what: String) throws -> [UInt8] {
+        guard off >= 0, n >= 0, off + n <= size else {
+            throw DataError(.format, path, "\(what): \(n) bytes at offset \(off) run past the end of the file (\(size) bytes)")
+        }
+        var b = [UInt8](repeating: 0, count: n)
+        var got = 0
+        while got < n {
+            let r = b.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + got, n - got, off_t(off + got)) }
+            if r < 0 && errno == EINTR { continue }
+            guard r > 0 else { throw DataError(.io, path, "\(what): read failed at offset \(off + got)") }
+            got += r
+        }
+        return b
+    }
+
+    /// The payload of the record starting at `offset`, joining split parts. `key` names it in errors.
+    public func payload(at offset: Int, key: Int) throws -> [UInt8] {
+        var out = [UInt8](), off = offset, first = true
+        while true {
+            let what = "record key \(key) at offset \(offset)"
+            let h = try readExactly(8, at: off, what: what)
+            guard RecordIO.le32(h, 0) == RecordIO.magic else {
+                throw DataError(.format, path, "\(what): bad magic 0x\(String(RecordIO.le32(h, 0), radix: 16)) at offset \(off)")
+            }
+            let l = RecordIO.le32(h, 4), cflag = l >> 29, len = Int(l & ((1 << 29) - 1))
+            if first { guard cflag == 0 || cflag == 1 else { throw DataError(.format, path, "\(what): starts with continuation flag \(cflag)") } }
+            else {
+                guard cflag == 2 || cflag == 3 else { throw DataError(.format, path, "\(what): split record interrupted by flag \(cflag) at offset \(off)") }
+                withUnsafeBytes(of: RecordIO.magic.littleEndian) { out.append(contentsOf: $0) }
+            }
+            guard off + 8 + len <= size else {
+                throw DataError(.format, path, "\(what): \(first ? "" : "split ")record part of \(len) bytes at offset \(off) runs past the end of the file (\(size) bytes)")
+            }
+            out.append(contentsOf: try readExactly(len, at: off + 8, what: what))
+            off += 8 + ((len + 3) & ~3)
+            if cflag == 0 || cflag == 3 { return out }
+            first = false
+        }
+    }
+}
+
+/// A .rec/.idx training set in either insightface layout.
+public struct RecordSet: TrainingSet {
+    public enum Layout: String, Sendable { case legacy, scalar }
+    public let recPath: String
+    public let layout: Layout
+    let file: RecordFile
+    /// Byte offset and label of each image, in key order.
+    let offsets: [Int]
+    let keys: [Int]
+    public let labels: [Int32]
+    public let classCount: Int
+
+    /// Opens `rec` with the index `idx` (default: the same path with .idx). Reads every record header
+    /// once to collect labels. - Throws: `DataError` naming the file and the key.
+    public init(rec: String, idx: String? = nil) throws {
+        let idxPath = idx ?? ((rec as NSString).deletingPathExtension + ".idx")
+        let index = try RecordIO.readIndex(idxPath)
+        let file = try RecordFile(path: rec)
+        var byKey = [Int: Int]()
+        for e in index {
+            guard byKey[e.key] == nil else { throw DataError(.format, idxPath, "key \(e.key) listed twice") }
+            guard e.offset < file.size else { throw DataError(.format, idxPath, "key \(e.key): offset \(e.offset) is past the end of \(rec) (\(file.size) bytes)") }
+            byKey[e.key] = e.offset
+        }
+        func header(_ key: Int) throws -> (RecordIO.Header, Int) {
+            let off = byKey[key]!
+            let p = try file.payload(at: off, key: key)
+            let (h, img) = try RecordIO.unpack(p, name: "\(rec) key \(key)")
+            return (h, img.count)
+        }
+        var imageKeys: [Int]
+        var layout = Layout.scalar
+        var declaredClasses: Int? = nil
+        if byKey[0] != nil, case let (h0, imageBytes) = try header(0), h0.flag > 0, imageBytes == 0 {
+            guard h0.labels.count >= 2, h0.labels[0] >= 1, h0.labels[1] >= h0.labels[0], h0.labels[0] < 16_777_216 else {
+                throw DataError(.format, "\(rec) key 0", "legacy header record has labels \(h0.labels), expected [N+1, N+1+K]")
+            }
+            let end = Int(h0.labels[0])
+            layout = .legacy
+            declaredClasses = Int(h0.labels[1]) - end
+            imageKeys = Array(1..<end)
+            for k in imageKeys where byKey[k] == nil { throw DataError(.format, idxPath, "legacy header promises image keys 1..<\(end) but key \(k) is missing") }
+        } else {
+            imageKeys = byKey.keys.sorted()
+        }
+        var labels = [Int32](), offs = [Int]()
+        labels.reserveCapacity(imageKeys.count); offs.reserveCapacity(imageKeys.count)
+        var maxLabel = -1
+        for k in imageKeys {
+            let (h, _) = try header(k)
+            let l = h.flag > 0 ? (h.labels.first ?? -1) : h.label
+            guard l >= 0, l < 16_777_216, l == l.rounded() else { throw DataError(.format, "\(rec) key \(k)", "label \(l) is not a class id (non-negative integer below 2^24)") }
+            labels.append(Int32(l)); offs.append(byKey[k]!); maxLabel = max(maxLabel, Int(l))
+        }
+        guard !imageKeys.isEmpty else { throw DataError(.empty, rec, "no image records") }
+        if let dc = declaredClasses, maxLabel >= dc {
+            throw DataError(.format, "\(rec) key 0", "header declares \(dc) identities but an image has label \(maxLabel)")
+        }
+        recPath = rec; self.layout = layout; self.file = file; offsets = offs; keys = imageKeys; self.labels = labels
+        classCount = declaredClasses ?? (maxLabel + 1)
+    }
+
+    public var count: Int { offsets.count }
+    public func label(_ index: Int) throws -> Int {
+        guard index >= 0, index < count else { throw DataError(.spec, recPath, "sample index \(index) outside 0..<\(count)") }
+        return Int(labels[index])
+    }
+    /// The encoded image bytes of sample `index`.
+    public func encoded(_ index: Int) throws -> [UInt8] {
+        _ = try label(index)
+        let p = try file.payload(at: offsets[index], key: keys[index])
+        return Array(try RecordIO.unpack(p, name: "\(recPath) key \(keys[index])").1)
+    }
+    public func sample(_ index: Int) throws -> (image: FaceImage, label: Int) {
+        let b = try encoded(index)
+        return (try ImageCodec.decode(b, name: "\(recPath) key \(keys[index])"), Int(labels[index]))
+    }
+    public var summary: String { "rec \(recPath) (\(layout.rawValue) layout): \(classCount) ids, \(count) images" }
+}
+
+extension RecordIO {
+    /// Writes `rec` and `idx` atomically from `items` (label, encoded image), grouped by label ascending
+    /// as insightface expects for the legacy layout.
+    /// - legacy: images are keys 1...N (scalar labels), identity records N+1...N+K with labels [start, end),
+    ///   and the header record key 0 (flag 2, labels [N+1, N+1+K]) written last, as MXNet's tools do.
+    /// - scalar: keys 0..<N, scalar labels, no header.
+    public static func write(rec: String, idx: String, layout: RecordSet.Layout,
+                             count: Int, item: (Int) throws -> (label: Int, image: [UInt8])) throws {
+        var lines = [String]()
+        var offset = 0
+        try writeFileAtomically(rec) { fd in
+            func emit(_ key: Int, _ payload: [UInt8]) throws {
+                let f = frame(payload)
+                try f.withUnsafeBytes { try writeAll(fd, $0, rec) }
+                lines.append("\(key)\t\(offset)"); offset += f.count
+            }
+            var ranges = [(Int, Int)](), prevLabel = -1
+            for i in 0..<count {
+                let (l, img) = try item(i)
+                guard l >= 0, l < 16_777_216 else { throw DataError(.spec, rec, "label \(l) of item \(i) cannot be stored exactly as float32") }
+                let key = layout == .legacy ? i + 1 : i
+                if layout == .legacy {
+                    guard l >= prevLabel else { throw DataError(.spec, rec, "legacy layout needs items sorted by label (item \(i) has \(l) after \(prevLabel))") }
+                    if l != prevLabel {
+                        guard l == ranges.count else { throw DataError(.spec, rec, "legacy layout needs contiguous labels 0..<K (item \(i) has \(l))") }
+                        ranges.append((key, key + 1)); prevLabel = l
+                    } else { ranges[ranges.count - 1].1 = key + 1 }
+                }
+                try emit(key, pack(Header(flag: 0, label: Float(l), id: UInt64(key), id2: 0), img))
+            }
+            if layout == .legacy {
+                let n = count, k = ranges.count
+                for (j, r) in ranges.enumerated() {
+                    try emit(n + 1 + j, pack(Header(label: 0, id: UInt64(n + 1 + j), labels: [Float(r.0), Float(r.1)]), []))
+                }
+                try emit(0, pack(Header(label: 0, id: 0, labels: [Float(n + 1), Float(n + 1 + k)]), []))
+            }
+        }
+        try writeFileAtomically(idx, Array(lines.map { $0 + "\n" }.joined().utf8))
+    }
+}

@@ -1,0 +1,57 @@
+// `kdtrain pack`: writes insightface files without MXNet or Python.
+//   kdtrain pack rec --folder PATH --output PATH/train.rec [--layout legacy|scalar] [--quality 95] [--strict]
+//   kdtrain pack bin --pairs SOURCE --output PATH/name.bin [--size 112] [--quality 95]
+// SOURCE is a verification data-source string (pairs:LIST@ROOT, folder:PATH[;pairs=N;seed=S], bin:, synthetic:...).
+import ArgumentParser
+import FaceData
+
+struct Pack: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pack",
+        abstract: "Write insightface .rec/.idx training sets and .bin verification sets.",
+        subcommands: [Rec.self, Bin.self])
+
+    struct Rec: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "rec", abstract: "Write .rec + .idx from an image folder (one sub-folder per identity).")
+        @Option(help: "Image folder, one sub-folder per identity.") var folder: String
+        @Option(help: "Output .rec path; the .idx is written next to it.") var output: String
+        @Option(help: "legacy (header record 0, identity records; what faces_webface uses) or scalar (keys 0..N-1).")
+        var layout: String = "legacy"
+        @Option(help: "JPEG quality for images that are not already JPEG.") var quality: Int = 95
+        @Flag(help: "Fail on the first unreadable file instead of skipping it.") var strict = false
+        @Option(help: "Decoding threads.") var threads: Int = 2
+
+        func validate() throws {
+            guard RecordSet.Layout(rawValue: layout) != nil else { throw ValidationError("--layout must be legacy or scalar") }
+            guard (1...100).contains(quality) else { throw ValidationError("--quality must be in 1...100") }
+            guard output.hasSuffix(".rec") else { throw ValidationError("--output must end in .rec") }
+        }
+
+        func run() throws {
+            let f = try ImageFolder(root: folder, strict: strict, threads: threads)
+            print(f.scanReport(), terminator: "")
+            print(try Packer.rec(from: f, to: output, layout: RecordSet.Layout(rawValue: layout)!, quality: quality))
+        }
+    }
+
+    struct Bin: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "bin", abstract: "Write an insightface .bin verification set from a pairs source.")
+        @Option(help: "Verification source: pairs:LIST@ROOT, folder:PATH[;pairs=N;seed=S], bin:PATH or synthetic[:...].")
+        var pairs: String
+        @Option(help: "Output .bin path.") var output: String
+        @Option(help: "Resize every image to SIZE x SIZE before encoding (default: keep).") var size: Int?
+        @Option(help: "JPEG quality.") var quality: Int = 95
+
+        func validate() throws {
+            guard (1...100).contains(quality) else { throw ValidationError("--quality must be in 1...100") }
+            if let s = size { guard (8...1024).contains(s) else { throw ValidationError("--size must be in 8...1024") } }
+        }
+
+        func run() throws {
+            let p = try DataSource(parsing: pairs).pairSet()
+            print(try Packer.bin(from: p, to: output, quality: quality, size: size))
+        }
+    }
+}

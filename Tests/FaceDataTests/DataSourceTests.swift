@@ -1,0 +1,27 @@
+import FaceData
+import XCTest
+
+final class DataSourceTests: XCTestCase {
+    func testParsesEveryKindAndRoundTrips() throws {
+        let specs = ["synthetic", "synthetic:ids=200,images=10,size=112,seed=4,pairs=600,verify-ids=100",
+                     "folder:/data/casia", "folder:/d;strict;pairs=400;seed=2", "rec:/d/train.rec", "bin:/d/agedb_30.bin",
+                     "pairs:/d/pairs.txt@/d/lfw@home"]
+        for s in specs {
+            let d = try DataSource(parsing: s)
+            XCTAssertEqual(try DataSource(parsing: d.description), d, s)
+        }
+        XCTAssertEqual(try DataSource(parsing: "pairs:/d/p.txt@/root@x"), .pairs(list: "/d/p.txt@/root", root: "x"))
+        guard case .synthetic(let c) = try DataSource(parsing: "synthetic:size=112") else { return XCTFail() }
+        XCTAssertEqual(c.width, 112); XCTAssertEqual(c.identities, 1000)
+    }
+
+    func testBadSpecsGiveOneLineErrors() {
+        assertThrowsDataError(.spec, containing: "unknown data source kind 'jpeg'", try DataSource(parsing: "jpeg:/x"))
+        assertThrowsDataError(.spec, containing: "unknown synthetic key 'colour'", try DataSource(parsing: "synthetic:colour=3"))
+        assertThrowsDataError(.spec, containing: "synthetic.pairs", try DataSource(parsing: "synthetic:pairs=7"))
+        assertThrowsDataError(.spec, containing: "LIST@IMAGE_ROOT", try DataSource(parsing: "pairs:/x/pairs.txt"))
+        assertThrowsDataError(.spec, containing: "unknown folder option", try DataSource(parsing: "folder:/x;fast"))
+        assertThrowsDataError(.spec, containing: "verification-only", try DataSource(parsing: "bin:/x.bin").trainingSet())
+        assertThrowsDataError(.io, containing: "/nonexistent.bin", try DataSource(parsing: "bin:/nonexistent.bin").pairSet())
+    }
+}

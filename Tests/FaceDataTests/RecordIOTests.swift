@@ -1,0 +1,90 @@
+import FaceData
+import Foundation
+import XCTest
+
+final class RecordIOTests: XCTestCase {
+    /// A folder of 3 identities x 4 images in mixed formats.
+    func makeFolder(_ root: String) throws {
+        for id in 0..<3 {
+            for v in 0..<4 {
+                let img = face(id, v)
+                let bytes: [UInt8] = v % 3 == 0 ? try ImageCodec.encodeJPEG(img) : v % 3 == 1 ? try ImageCodec.encodePNG(img) : ImageCodec.encodePPM(img)
+                try write(bytes, "\(root)/person\(id)/\(v).img")
+            }
+        }
+    }
+
+    func testPackAndReadBothLayouts() throws {
+        let dir = try tempDir(self)
+        try makeFolder(dir + "/faces")
+        let folder = try ImageFolder(root: dir + "/faces")
+        XCTAssertEqual(folder.count, 12)
+        for layout in [RecordSet.Layout.legacy, .scalar] {
+            let rec = dir + "/\(layout.rawValue).rec"
+            try Packer.rec(from: folder, to: rec, layout: layout)
+            let set = try RecordSet(rec: rec)
+            XCTAssertEqual(set.layout, layout)
+            XCTAssertEqual(set.count, 12); XCTAssertEqual(set.classCount, 3)
+            for i in 0..<12 {
+                let s = try set.sample(i)
+                XCTAssertEqual(s.label, Int(folder.labels[i]))
+                let orig = try folder.sample(i).image
+                let mad = zip(orig.pixels, s.image.pixels).map { abs(Int($0) - Int($1)) }.reduce(0, +) / orig.pixels.count
+                XCTAssertLessThan(mad, 10, "\(layout) sample \(i)")   // PNG/PPM re-encoded as JPEG q95
+            }
+            // JPEG files are stored byte for byte.
+            XCTAssertEqual(try set.encoded(0), try [UInt8](Data(contentsOf: URL(fileURLWithPath: folder.files[0]))))
+        }
+        // Legacy: header record written last and listed in the .idx; keys 1..N, identity records N+1..N+K.
+        let idx = try String(contentsOfFile: dir + "/legacy.idx", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(idx.count, 12 + 3 + 1)
+        XCTAssertTrue(idx.last!.hasPrefix("0\t"))
+    }
+
+    func testSplitRecordsJoinWithMagic() throws {
+        let dir = try tempDir(self)
+        let m: [UInt8] = [0x0a, 0x23, 0xd7, 0xce]
+        // Payloads whose image bytes contain the magic at aligned offsets (start, middle, twice in a row, end).
+        let images: [[UInt8]] = [m + [1, 2, 3, 4] + m + m + [5, 6, 7], [9, 9, 9, 9] + m, m, [1, 2, 3]]
+        try RecordIO.write(rec: dir + "/s.rec", idx: dir + "/s.idx", layout: .scalar, count: images.count) { (label: $0, image: images[$0]) }
+        let set = try RecordSet(rec: dir + "/s.rec")
+        for i in images.indices { XCTAssertEqual(try set.encoded(i), images[i], "record \(i)") }
+        // The framed bytes really are split (continuation flags present).
+        let framed = RecordIO.frame(RecordIO.pack(RecordIO.Header(label: 0), images[0]))
+        let flags = stride(from: 0, to: framed.count - 7, by: 4).compactMap { o -> UInt32? in
+            let w = framed[o..<o + 4].enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (8 * UInt32($1.offset)) }
+            guard w == RecordIO.magic else { return nil }
+            return framed[o + 4..<o + 8].enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (8 * UInt32($1.offset)) } >> 29
+        }
+        XCTAssertEqual(flags, [1, 2, 2, 3])
+    }
+
+    func testMalformedRecordFilesGiveNamedErrors() throws {
+        let dir = try tempDir(self)
+        let imgs: [[UInt8]] = [[1, 2, 3, 4, 5], [0x0a, 0x23, 0xd7, 0xce, 8, 8, 8, 8, 8]]
+        try RecordIO.write(rec: dir + "/a.rec", idx: dir + "/a.idx", layout: .scalar, count: 2) { (label: $0, image: imgs[$0]) }
+        let rec = try [UInt8](Data(contentsOf: URL(fileURLWithPath: dir + "/a.rec")))
+        // offset past the end of the file
+        try write(Array("0\t0\n1\t99999\n".utf8), dir + "/b.idx"); try write(rec, dir + "/b.rec")
+        assertThrowsDataError(.format, containing: "key 1", try RecordSet(rec: dir + "/b.rec"))
+        // bad idx line
+        try write(Array("0\t0\nnonsense\n".utf8), dir + "/c.idx"); try write(rec, dir + "/c.rec")
+        assertThrowsDataError(.format, containing: "c.idx:2", try RecordSet(rec: dir + "/c.rec"))
+        // bad magic
+        var bad = rec; bad[0] ^= 0xFF
+        try write(bad, dir + "/d.rec"); try write(Array("0\t0\n".utf8), dir + "/d.idx")
+        assertThrowsDataError(.format, containing: "bad magic", try RecordSet(rec: dir + "/d.rec"))
+        // unterminated split record: cut the file inside record 1 (which is split)
+        let idx = try RecordIO.readIndex(dir + "/a.idx")
+        try write(Array(rec.prefix(idx[1].offset + 12)), dir + "/e.rec"); try write(Array("0\t\(idx[1].offset)\n".utf8), dir + "/e.idx")
+        assertThrowsDataError(.format, containing: "past the end", try RecordSet(rec: dir + "/e.rec"))
+        // missing .idx
+        assertThrowsDataError(.io, containing: "no such file", try RecordSet(rec: dir + "/none.rec"))
+        // non-integer label
+        try RecordIO.write(rec: dir + "/f.rec", idx: dir + "/f.idx", layout: .scalar, count: 1) { _ in (label: 0, image: [1]) }
+        var f = try [UInt8](Data(contentsOf: URL(fileURLWithPath: dir + "/f.rec")))
+        withUnsafeBytes(of: Float(1.5).bitPattern.littleEndian) { for k in 0..<4 { f[12 + k] = $0[k] } }
+        try write(f, dir + "/f.rec")
+        assertThrowsDataError(.format, containing: "label 1.5", try RecordSet(rec: dir + "/f.rec"))
+    }
+}
