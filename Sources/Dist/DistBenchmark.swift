@@ -132,14 +132,12 @@ public enum DistBenchmark {
 }
 
 /// A stand-in backward pass: `layers` layers splitting the buffer evenly, each burning
-/// `workPerLayer` units of cache-resident floating-point work, writing its gradients, then
+/// `workPerLayer` units of cache-resident floating-point work (`work`), writing its gradients, then
 /// reporting them ready (high offsets first, like a real backward).
 public struct SimulatedBackward: Sendable {
     public let count: Int
     public let layers: Int
     public var workPerLayer: Int
-    private static let scratchCount = 1024
-
     public init(count: Int, layers: Int, workPerLayer: Int) {
         precondition(layers >= 1)
         self.count = count
@@ -150,41 +148,43 @@ public struct SimulatedBackward: Sendable {
     /// Offsets where layer `l` (0 = first in forward) starts.
     public func layerStart(_ l: Int) -> Int { count * l / layers }
 
-    /// One unit of work: a dependent FMA sweep over a 4 KiB scratch array (in L1, no memory
-    /// traffic that would compete with MPI's copies). Returns a value so it is not optimized away.
+    /// One unit of work: one multiply-add sweep over a caller-owned 4 KiB scratch buffer
+    /// (`scratchCount` floats; it stays in L1, so it does not compete with MPI's copies for
+    /// memory bandwidth). Writing caller memory keeps the optimizer from removing the work.
     @inline(never)
-    public static func work(units: Int, seed: Float) -> Float {
-        var acc: (Float, Float, Float, Float) = (seed, seed * 0.5, seed * 0.25, seed * 0.125)
-        for _ in 0..<units {
-            for _ in 0..<(scratchCount / 4) {
-                acc.0 = acc.0 * 0.999_999 + 1e-7
-                acc.1 = acc.1 * 0.999_998 + 1e-7
-                acc.2 = acc.2 * 0.999_997 + 1e-7
-                acc.3 = acc.3 * 0.999_996 + 1e-7
-            }
+    public static func work(units: Int, scratch: UnsafeMutablePointer<Float>) {
+        for u in 0..<units {
+            let a: Float = u & 1 == 0 ? 0.999_999 : 1.000_001
+            for i in 0..<scratchCount { scratch[i] = scratch[i] * a + 1e-7 }
         }
-        return acc.0 + acc.1 + acc.2 + acc.3
     }
 
-    /// Units of `work` that take about `seconds` on this core (median of a few runs).
+    /// Floats `work` needs in its scratch buffer.
+    public static let scratchCount = 1024
+
+    /// Units of `work` that take about `seconds` on this core (best of a few runs).
     public static func calibrate(seconds: Double) -> Int {
-        let probe = 2000
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: scratchCount)
+        defer { scratch.deallocate() }
+        scratch.initialize(repeating: 1, count: scratchCount)
+        let probe = 20_000
         var best = Double.infinity
-        var sink: Float = 0
         for _ in 0..<5 {
             let t0 = Communicator.now()
-            sink += work(units: probe, seed: 1)
+            work(units: probe, scratch: scratch)
             best = Swift.min(best, Communicator.now() - t0)
         }
-        if sink.isNaN { print("") }
-        return Swift.max(1, Int(seconds / (best / Double(probe))))
+        return Swift.max(1, Int(seconds / (Swift.max(best, 1e-9) / Double(probe))))
     }
 
     /// Runs the backward over `gradients`, reporting each finished layer to `reducer`.
-    public func run(gradients: UnsafeMutablePointer<Float>, reducer: GradientReducer?) throws {
+    /// - Parameter scratch: `scratchCount` floats of working memory.
+    public func run(gradients: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>,
+                    reducer: GradientReducer?) throws {
         for l in stride(from: layers - 1, through: 0, by: -1) {
             let lo = layerStart(l), hi = layerStart(l + 1)
-            let v = Self.work(units: workPerLayer, seed: Float(l + 1))
+            Self.work(units: workPerLayer, scratch: scratch)
+            let v = scratch[l % Self.scratchCount]
             for i in lo..<hi { gradients[i] = v * 1e-3 + Float(i & 15) }
             try reducer?.gradientsReady(from: lo)
         }
