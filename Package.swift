@@ -19,6 +19,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "kdtrain", targets: ["Launcher"]),
+        .executable(name: "kdtrain-dist-harness", targets: ["DistHarness"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
@@ -33,6 +34,8 @@ let package = Package(
         .target(name: "CKernels", path: "Sources/CKernels", cSettings: optimize),
         .target(name: "Model", dependencies: ["COpenBLAS", "CKernels"], path: "Sources/Model"),
         .target(name: "Dist", dependencies: ["CMPI"], path: "Sources/Dist"),
+        // mpirun-driven checks and benchmarks for Dist (run by DistTests, exposed for `kdtrain bench`).
+        .executableTarget(name: "DistHarness", dependencies: ["Dist"], path: "Sources/DistHarness"),
         .target(name: "FaceData", dependencies: ["CImage"], path: "Sources/FaceData"),
         .target(name: "Evaluation", path: "Sources/Evaluation"),
         .target(name: "Pipeline", dependencies: ["Model", "Dist", "FaceData", "Evaluation"], path: "Sources/Pipeline"),

@@ -29,4 +29,9 @@ static inline int kd_mpi_max_error_string(void) { return MPI_MAX_ERROR_STRING; }
 static inline int kd_mpi_any_source(void) { return MPI_ANY_SOURCE; }
 static inline int kd_mpi_comm_type_shared(void) { return MPI_COMM_TYPE_SHARED; }
 static inline int kd_mpi_success(void) { return MPI_SUCCESS; }
+static inline int kd_mpi_thread_single(void) { return MPI_THREAD_SINGLE; }
+static inline int kd_mpi_thread_multiple(void) { return MPI_THREAD_MULTIPLE; }
+static inline MPI_Status *kd_mpi_statuses_ignore(void) { return MPI_STATUSES_IGNORE; }
+static inline MPI_Datatype kd_mpi_uint8(void) { return MPI_UINT8_T; }
+static inline MPI_Errhandler kd_mpi_errors_are_fatal(void) { return MPI_ERRORS_ARE_FATAL; }
 #endif

@@ -1,2 +1,0 @@
-// Dist: the only module that talks to MPI. (Filled in by the Dist issue.)
-import CMPI
