@@ -1,0 +1,313 @@
+// The run configuration: every option of a kdtrain run, as one Codable value. It is read from a
+// JSON file (`--config`), overridden on the command line (`--set section.key=value`), validated
+// as a whole before any work starts (one line per mistake), and written into the run directory.
+import Foundation
+import Model
+
+public struct RunConfig: Codable, Equatable, Sendable {
+    public struct Data: Codable, Equatable, Sendable {
+        /// Training source (see README "Data sources"): synthetic[:...], folder:PATH, rec:PATH.
+        public var train = "synthetic"
+        /// Verification pairs: synthetic[:...], folder:PATH, bin:PATH, pairs:LIST@ROOT.
+        public var eval = "synthetic"
+        /// Decode/augment threads per rank.
+        public var threads = 2
+        /// Batches prepared ahead of the trainer.
+        public var prefetch = 2
+        /// Kernel bringing source images to the network input size: area, bilinear, bicubic.
+        public var resize = "bilinear"
+        public var flip = true
+        /// Random shift in pixels (both axes), same for both views.
+        public var maxShift = 2
+    }
+    public struct Degrade: Codable, Equatable, Sendable {
+        /// Training picks one factor per sample from this set (1 = no degradation).
+        public var trainFactors: [Float] = [1, 2, 4, 8]
+        /// Down-sampling kernel (area, bilinear, bicubic, nearest); up-sampling is bicubic.
+        public var down = "bicubic"
+        public var up = "bicubic"
+        /// Optional extra degradations, each applied with its probability: Gaussian blur (sigma in
+        /// pixels at full size), additive Gaussian noise (sigma on the 0-255 scale), JPEG re-compression.
+        public var blurProbability: Float = 0
+        public var blurSigma: [Float] = [0.5, 1.5]
+        public var noiseProbability: Float = 0
+        public var noiseSigma: [Float] = [1, 5]
+        public var jpegProbability: Float = 0
+        public var jpegQuality: [Int] = [30, 90]
+    }
+    public struct Net: Codable, Equatable, Sendable {
+        public var preset: String
+        /// Use this checkpoint instead of training (teacher) / to initialize (student).
+        public var checkpoint: String? = nil
+        public var epochs: Float
+        public var lr: Float
+        public init(preset: String, epochs: Float, lr: Float) { self.preset = preset; self.epochs = epochs; self.lr = lr }
+    }
+    public struct Head: Codable, Equatable, Sendable {
+        /// softmax, cosface or arcface.
+        public var kind = "arcface"
+        public var s: Float = 32
+        public var m: Float = 0.5
+    }
+    public struct Optim: Codable, Equatable, Sendable {
+        /// Global batch (all ranks together, all micro-batches); must divide by ranks x accumulate.
+        public var batch = 64
+        /// Micro-batches per optimizer step (gradient accumulation).
+        public var accumulate = 1
+        public var momentum: Float = 0.9
+        public var weightDecay: Float = 5e-4
+        public var nesterov = false
+        /// Exempt batch-norm, PReLU and bias parameters from weight decay.
+        public var decayExempt = true
+        public var warmupSteps = 50
+        /// cosine, multistep, poly, constant.
+        public var schedule = "cosine"
+        /// For multistep: milestones as fractions of training (0..1) and the factor.
+        public var milestones: [Float] = [0.6, 0.85]
+        public var gamma: Float = 0.1
+        public var power: Float = 2
+        /// Final LR as a fraction of the base LR (cosine, poly).
+        public var floor: Float = 0.01
+        /// Clip gradients to this global norm (0 = off).
+        public var clipNorm: Float = 0
+    }
+    public struct Loss: Codable, Equatable, Sendable {
+        public var recognition: Float = 1
+        public var kd: Float = 1
+        public var temperature: Float = 4
+        /// Attention-map distillation: askd (attention similarity on CBAM maps), at (attention
+        /// transfer on stage outputs), both, none.
+        public var attention = "askd"
+        public var attentionWeight: Float = 1
+        /// Weight of attention transfer when attention is "at" or "both".
+        public var atWeight: Float = 50
+        /// Stages whose last block is distilled (default: all).
+        public var stages: [Int]? = nil
+        public var channelMaps = true
+        public var spatialMaps = true
+        public var beforeSigmoid = false
+        public var meanOverMaps = true
+        public var embedding: Float = 0
+        /// cosine, mse, normalized-l2.
+        public var embeddingKind = "cosine"
+    }
+    public struct Checkpoints: Codable, Equatable, Sendable {
+        /// Write a checkpoint every N optimizer steps (0 = only at the end).
+        public var every = 100
+        /// Keep the last K checkpoints of each phase.
+        public var keep = 4
+        /// Average the student's last K checkpoints (1 = no averaging).
+        public var average = 3
+        /// Batches used to re-estimate batch-norm statistics of the averaged model (per rank).
+        public var bnBatches = 8
+    }
+    public struct DistOptions: Codable, Equatable, Sendable {
+        public var bucketMB: Float = 4
+        public var firstBucketKB: Float = 256
+        public var overlap = true
+        public var syncBN = false
+        /// Compare parameter checksums across ranks every N steps (and before every checkpoint).
+        public var checkEvery = 100
+    }
+    public struct Eval: Codable, Equatable, Sendable {
+        public var factors: [Float] = [1, 2, 4, 8]
+        public var batch = 64
+        public var flip = true
+        public var down = "bicubic"
+        public var up = "bicubic"
+    }
+    public struct Guard: Codable, Equatable, Sendable {
+        /// Stop when more than this many steps had non-finite loss or gradients.
+        public var maxSkippedSteps = 20
+    }
+
+    public var seed: UInt64 = 1
+    public var data = Data()
+    public var degrade = Degrade()
+    public var teacher = Net(preset: "small-teacher", epochs: 4, lr: 0.1)
+    public var student = Net(preset: "small", epochs: 4, lr: 0.1)
+    public var head = Head()
+    public var optim = Optim()
+    public var loss = Loss()
+    public var checkpoints = Checkpoints()
+    public var dist = DistOptions()
+    public var eval = Eval()
+    public var guards = Guard()
+    /// Log a progress line every N steps (rank 0).
+    public var logEvery = 20
+
+    public init() {}
+
+    // MARK: reading, overriding, validating
+
+    /// The configuration as a JSON object (sorted keys, pretty).
+    public var json: String {
+        let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return String(decoding: try! enc.encode(self), as: UTF8.self)
+    }
+
+    /// Builds a configuration from an optional JSON file and `section.key=value` overrides. Unknown
+    /// keys, wrong types and unparsable values are errors naming the key.
+    public static func load(file: String?, overrides: [String]) throws -> RunConfig {
+        var tree = try JSONSerialization.jsonObject(with: JSONEncoder().encode(RunConfig())) as! [String: Any]
+        let known = tree
+        if let file {
+            guard let data = FileManager.default.contents(atPath: file) else { throw ConfigError("\(file): cannot read the file") }
+            guard let obj = try? JSONSerialization.jsonObject(with: data), let user = obj as? [String: Any] else {
+                throw ConfigError("\(file): not a JSON object")
+            }
+            try merge(user, into: &tree, known: known, path: "", source: file)
+        }
+        for o in overrides {
+            guard let eq = o.firstIndex(of: "="), eq != o.startIndex else { throw ConfigError("--set \(o): expected section.key=value") }
+            let key = String(o[..<eq]), raw = String(o[o.index(after: eq)...])
+            let value: Any = (try? JSONSerialization.jsonObject(with: Foundation.Data(raw.utf8), options: [.fragmentsAllowed])) ?? raw
+            var nested: Any = value
+            for part in key.split(separator: ".").reversed() { nested = [String(part): nested] }
+            guard let obj = nested as? [String: Any] else { throw ConfigError("--set \(o): empty key") }
+            try merge(obj, into: &tree, known: known, path: "", source: "--set \(o)")
+        }
+        do {
+            let data = try JSONSerialization.data(withJSONObject: tree)
+            return try JSONDecoder().decode(RunConfig.self, from: data)
+        } catch let DecodingError.typeMismatch(type, ctx) {
+            throw ConfigError("\(ctx.codingPath.map(\.stringValue).joined(separator: ".")): expected \(type)")
+        } catch let DecodingError.valueNotFound(type, ctx) {
+            throw ConfigError("\(ctx.codingPath.map(\.stringValue).joined(separator: ".")): expected \(type), got null")
+        } catch let DecodingError.dataCorrupted(ctx) {
+            throw ConfigError("\(ctx.codingPath.map(\.stringValue).joined(separator: ".")): \(ctx.debugDescription)")
+        }
+    }
+
+    static func merge(_ user: [String: Any], into tree: inout [String: Any], known: [String: Any], path: String, source: String) throws {
+        for (k, v) in user {
+            let full = path.isEmpty ? k : path + "." + k
+            // Optional keys are absent from the encoded defaults when nil.
+            let optionalKeys: Set<String> = ["teacher.checkpoint", "student.checkpoint", "loss.stages"]
+            guard known[k] != nil || optionalKeys.contains(full) else {
+                throw ConfigError("\(source): unknown option '\(full)'" + suggestion(k, Array(known.keys)))
+            }
+            if let sub = v as? [String: Any], let ksub = known[k] as? [String: Any] {
+                var t = tree[k] as? [String: Any] ?? [:]
+                try merge(sub, into: &t, known: ksub, path: full, source: source)
+                tree[k] = t
+            } else {
+                tree[k] = v
+            }
+        }
+    }
+
+    static func suggestion(_ k: String, _ keys: [String]) -> String {
+        let close = keys.filter { $0.lowercased().hasPrefix(k.lowercased().prefix(3)) }
+        return close.isEmpty ? " (known: \(keys.sorted().joined(separator: ", ")))" : " (did you mean \(close.sorted().joined(separator: " or "))?)"
+    }
+
+    /// Every problem, one line each; empty when the configuration is usable. `worldSize` is the
+    /// number of ranks the run has.
+    public func problems(worldSize: Int) -> [String] {
+        var p: [String] = []
+        func need(_ ok: Bool, _ m: String) { if !ok { p.append(m) } }
+        let kernels = ["area", "bilinear", "bicubic", "nearest"]
+        need(["area", "bilinear", "bicubic"].contains(data.resize), "data.resize: '\(data.resize)' is not area, bilinear or bicubic")
+        need(data.threads >= 1, "data.threads must be >= 1")
+        need(data.prefetch >= 1, "data.prefetch must be >= 1")
+        need(data.maxShift >= 0, "data.maxShift must be >= 0")
+        need(!degrade.trainFactors.isEmpty && degrade.trainFactors.allSatisfy { $0 >= 1 }, "degrade.trainFactors must be factors >= 1")
+        need(kernels.contains(degrade.down), "degrade.down: '\(degrade.down)' is not one of \(kernels.joined(separator: ", "))")
+        need(kernels.contains(degrade.up), "degrade.up: '\(degrade.up)' is not one of \(kernels.joined(separator: ", "))")
+        need(kernels.contains(eval.down), "eval.down: '\(eval.down)' is not one of \(kernels.joined(separator: ", "))")
+        need(kernels.contains(eval.up), "eval.up: '\(eval.up)' is not one of \(kernels.joined(separator: ", "))")
+        for (name, prob) in [("blurProbability", degrade.blurProbability), ("noiseProbability", degrade.noiseProbability),
+                             ("jpegProbability", degrade.jpegProbability)] {
+            need(prob >= 0 && prob <= 1, "degrade.\(name) must be in [0, 1]")
+        }
+        need(degrade.blurSigma.count == 2 && degrade.blurSigma[0] > 0 && degrade.blurSigma[0] <= degrade.blurSigma[1], "degrade.blurSigma must be [min, max] with 0 < min <= max")
+        need(degrade.noiseSigma.count == 2 && degrade.noiseSigma[0] >= 0 && degrade.noiseSigma[0] <= degrade.noiseSigma[1], "degrade.noiseSigma must be [min, max] with 0 <= min <= max")
+        need(degrade.jpegQuality.count == 2 && 1 <= degrade.jpegQuality[0] && degrade.jpegQuality[0] <= degrade.jpegQuality[1] && degrade.jpegQuality[1] <= 100,
+             "degrade.jpegQuality must be [min, max] within 1...100")
+        for (name, net) in [("teacher", teacher), ("student", student)] {
+            if let c = NetworkConfig.presets[net.preset] { p += c.problems(prefix: "\(name).preset \(net.preset)") }
+            else { p.append("\(name).preset: unknown preset '\(net.preset)' (\(NetworkConfig.presets.keys.sorted().joined(separator: ", ")))") }
+            need(net.epochs > 0, "\(name).epochs must be > 0")
+            need(net.lr > 0, "\(name).lr must be > 0")
+        }
+        need(["softmax", "cosface", "arcface"].contains(head.kind), "head.kind: '\(head.kind)' is not softmax, cosface or arcface")
+        need(head.s > 0, "head.s must be > 0")
+        need(head.m >= 0 && head.m < 1.5, "head.m must be in [0, 1.5)")
+        need(optim.batch >= 2, "optim.batch must be >= 2")
+        need(optim.accumulate >= 1, "optim.accumulate must be >= 1")
+        if optim.batch % max(1, worldSize * optim.accumulate) != 0 {
+            p.append("optim.batch \(optim.batch) is not divisible by ranks (\(worldSize)) x optim.accumulate (\(optim.accumulate))")
+        } else if optim.batch / max(1, worldSize * optim.accumulate) < 2 {
+            p.append("optim.batch \(optim.batch) leaves fewer than 2 samples per rank and micro-batch (batch norm needs 2)")
+        }
+        need(optim.momentum >= 0 && optim.momentum < 1, "optim.momentum must be in [0, 1)")
+        need(!optim.nesterov || optim.momentum > 0, "optim.nesterov needs optim.momentum > 0")
+        need(optim.weightDecay >= 0, "optim.weightDecay must be >= 0")
+        need(optim.warmupSteps >= 0, "optim.warmupSteps must be >= 0")
+        need(["cosine", "multistep", "poly", "constant"].contains(optim.schedule), "optim.schedule: '\(optim.schedule)' is not cosine, multistep, poly or constant")
+        need(optim.milestones.allSatisfy { $0 > 0 && $0 < 1 }, "optim.milestones must be fractions in (0, 1)")
+        need(optim.gamma > 0, "optim.gamma must be > 0")
+        need(optim.floor >= 0 && optim.floor <= 1, "optim.floor must be in [0, 1]")
+        need(optim.clipNorm >= 0, "optim.clipNorm must be >= 0")
+        need(loss.recognition >= 0 && loss.kd >= 0 && loss.attentionWeight >= 0 && loss.atWeight >= 0 && loss.embedding >= 0,
+             "loss weights must be >= 0")
+        need(loss.temperature > 0, "loss.temperature must be > 0")
+        need(["askd", "at", "both", "none"].contains(loss.attention), "loss.attention: '\(loss.attention)' is not askd, at, both or none")
+        need(["cosine", "mse", "normalized-l2"].contains(loss.embeddingKind), "loss.embeddingKind: '\(loss.embeddingKind)' is not cosine, mse or normalized-l2")
+        need(checkpoints.every >= 0, "checkpoints.every must be >= 0")
+        need(checkpoints.keep >= 1, "checkpoints.keep must be >= 1")
+        need(checkpoints.average >= 1, "checkpoints.average must be >= 1")
+        need(checkpoints.average <= checkpoints.keep, "checkpoints.average (\(checkpoints.average)) cannot exceed checkpoints.keep (\(checkpoints.keep))")
+        need(checkpoints.bnBatches >= 0, "checkpoints.bnBatches must be >= 0")
+        need(dist.bucketMB > 0 && dist.firstBucketKB > 0, "dist.bucketMB and dist.firstBucketKB must be > 0")
+        need(dist.checkEvery >= 1, "dist.checkEvery must be >= 1")
+        need(!eval.factors.isEmpty && eval.factors.allSatisfy { $0 >= 1 }, "eval.factors must be factors >= 1")
+        need(eval.batch >= 1, "eval.batch must be >= 1")
+        need(guards.maxSkippedSteps >= 0, "guards.maxSkippedSteps must be >= 0")
+        need(logEvery >= 1, "logEvery must be >= 1")
+        if let s = NetworkConfig.presets[student.preset], let t = NetworkConfig.presets[teacher.preset] {
+            need(s.inputSize == t.inputSize, "teacher.preset \(teacher.preset) and student.preset \(student.preset) have different input sizes (\(t.inputSize) vs \(s.inputSize))")
+            if p.isEmpty {
+                p += DistillationStep.compatibilityProblems(student: s, teacher: t, studentClasses: 2, teacherClasses: 2,
+                                                            loss: lossConfig(stageCount: s.depths.count)).map { "loss: " + $0 }
+            }
+        }
+        for src in [("data.train", data.train), ("data.eval", data.eval)] where src.1.isEmpty {
+            p.append("\(src.0) must not be empty")
+        }
+        return p
+    }
+
+    /// The student's distillation loss.
+    public func lossConfig(stageCount: Int) -> LossConfig {
+        var l = LossConfig()
+        l.recognition = loss.recognition
+        l.kd = loss.kd
+        l.temperature = loss.temperature
+        let askd = loss.attention == "askd" || loss.attention == "both"
+        let at = loss.attention == "at" || loss.attention == "both"
+        l.attentionSimilarity = askd ? loss.attentionWeight : 0
+        l.attentionTransfer = at ? loss.atWeight : 0
+        l.attention = AttentionDistillConfig(stages: loss.stages ?? Array(0..<stageCount), channel: loss.channelMaps,
+                                             spatial: loss.spatialMaps, beforeSigmoid: loss.beforeSigmoid,
+                                             meanOverMaps: loss.meanOverMaps)
+        l.embedding = loss.embedding
+        l.embeddingKind = loss.embeddingKind == "mse" ? .mse : loss.embeddingKind == "normalized-l2" ? .normalizedL2 : .cosine
+        return l
+    }
+
+    public var marginKind: MarginKind {
+        switch head.kind {
+        case "softmax": return .softmax
+        case "cosface": return .cosFace(s: head.s, m: head.m)
+        default: return .arcFace(s: head.s, m: head.m)
+        }
+    }
+}
+
+/// A configuration mistake: one line naming the option or file.
+public struct ConfigError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
+}
