@@ -1,0 +1,259 @@
+// The data-parallel training loop, shared by the teacher phase (recognition loss on high-quality
+// faces) and the student phase (distillation on degraded faces with the teacher frozen).
+//
+// Every rank: draws its shard of the step's global batch from the distributed sampler, runs
+// forward/backward on it (in `accumulate` micro-batches), and the gradient reducer averages the
+// gradients across ranks while backward runs; then every rank applies the same SGD update, so
+// replicas stay bitwise identical (checked by checksum every `dist.checkEvery` steps and before
+// each checkpoint). Rank 0 logs and writes checkpoints.
+import CKernels
+import Dist
+import FaceData
+import Foundation
+import Model
+
+/// Adapts the Dist communicator to Model's synchronized batch norm.
+final class BatchNormReducer: CrossReplicaReducer {
+    let comm: Communicator
+    init(_ comm: Communicator) { self.comm = comm }
+    var replicas: Int { comm.size }
+    func allReduceSum(_ p: UnsafeMutablePointer<Double>, count: Int) {
+        do { try comm.allReduceSum(p, count: count) }
+        catch { comm.abortJob(message: "synchronized batch norm: \(error)") }
+    }
+}
+
+/// How a training phase ended.
+public enum PhaseOutcome: Equatable {
+    case completed(lastCheckpoint: String)
+    /// Stopped by SIGTERM/SIGUSR1 after writing this checkpoint.
+    case interrupted(checkpoint: String, signal: Int32)
+}
+
+public final class Trainer {
+    public enum Role: String { case teacher, student }
+
+    public let role: Role
+    let comm: Communicator
+    let cfg: RunConfig
+    public let model: FaceModel
+    let teacher: FaceModel?
+    let identity: ModelIdentity
+    let trainSet: any TrainingSet
+    let checkpointDir: String
+    let log: RunLog
+    let epochs: Float
+    let baseLR: Float
+
+    public init(role: Role, comm: Communicator, config: RunConfig, model: FaceModel, identity: ModelIdentity,
+                teacher: FaceModel?, trainSet: any TrainingSet, checkpointDir: String, log: RunLog) {
+        self.role = role; self.comm = comm; cfg = config; self.model = model; self.identity = identity
+        self.teacher = teacher; self.trainSet = trainSet; self.checkpointDir = checkpointDir; self.log = log
+        let net = role == .teacher ? config.teacher : config.student
+        epochs = net.epochs; baseLR = net.lr
+    }
+
+    func batchConfig(seed: UInt64) throws -> BatchConfig {
+        let c = cfg, input = model.net.config.inputSize
+        func kernel(_ s: String) -> ResizeKernel { ResizeKernel(rawValue: s) ?? .bicubic }
+        let d = c.degrade
+        let deg = Degradation(factors: role == .teacher ? [1] : d.trainFactors, downKernel: kernel(d.down), upKernel: kernel(d.up),
+                              blurProbability: role == .teacher ? 0 : d.blurProbability, blurSigma: d.blurSigma[0]...d.blurSigma[1],
+                              noiseProbability: role == .teacher ? 0 : d.noiseProbability, noiseSigma: d.noiseSigma[0]...d.noiseSigma[1],
+                              jpegProbability: role == .teacher ? 0 : d.jpegProbability, jpegQuality: d.jpegQuality[0]...d.jpegQuality[1])
+        return BatchConfig(height: input, width: input, resizeKernel: kernel(c.data.resize),
+                           augmentation: Augmentation(flip: c.data.flip, maxShift: c.data.maxShift),
+                           degradation: deg, seed: seed, threads: c.data.threads)
+    }
+
+    /// Trains from `resume` (a checkpoint of this phase) or from the model's current weights.
+    /// Returns when the last step is done or a stop signal arrived (then after a checkpoint).
+    public func run(resume: Checkpoint.Contents?) throws -> PhaseOutcome {
+        let c = cfg, world = comm.size, rank = comm.rank
+        let store = model.store
+        let perRank = c.optim.batch / world, micro = perRank / c.optim.accumulate
+        // Role-specific seed so the teacher and student phases see different orders and masks.
+        let seed = c.seed &+ (role == .teacher ? 0 : 0x5EED)
+        var sampler = try DistributedSampler(datasetSize: trainSet.count, globalBatch: c.optim.batch, worldSize: world,
+                                             rank: rank, seed: seed)
+        let totalSteps = max(1, Int((epochs * Float(sampler.stepsPerEpoch)).rounded()))
+        var position = TrainingPosition()
+        if let r = resume {
+            try Checkpoint.load(r, into: store, identity: identity, momentum: true)
+            position = r.position
+            if let w = r.metadata["world_size"], Int(w) != world {
+                log.say("resume: checkpoint was written by \(w) rank(s), this job has \(world): replicas are identical, but the data order changes from here on")
+            }
+        }
+        // Every replica starts identical: rank 0's parameters, buffers and momentum.
+        try comm.broadcast(store.params, count: store.paramCount)
+        try comm.broadcast(store.buffers, count: store.bufferCount)
+        try comm.broadcast(store.momentum, count: store.paramCount)
+        if c.dist.syncBN && world > 1 {
+            let r = BatchNormReducer(comm)
+            for bn in model.net.batchNorms { bn.reducer = r }
+        }
+        let loss: LossConfig = {
+            if role == .teacher { var l = LossConfig(); l.recognition = 1; return l }
+            return c.lossConfig(stageCount: model.net.config.depths.count)
+        }()
+        let step = DistillationStep(student: model, teacher: role == .student ? teacher : nil, loss: loss)
+        step.plan(batch: micro)
+        let sgd = SGD(store: store, config: SGDConfig(momentum: c.optim.momentum, weightDecay: c.optim.weightDecay,
+                                                      nesterov: c.optim.nesterov, exemptNoDecay: c.optim.decayExempt))
+        let schedule = makeSchedule(totalSteps: totalSteps)
+        let reducer = try GradientReducer(communicator: comm, gradients: store.grads, count: store.paramCount,
+                                          options: ReducerOptions(bucketFloats: max(1, Int(c.dist.bucketMB * 262_144)),
+                                                                  firstBucketFloats: max(1, Int(c.dist.firstBucketKB * 256)),
+                                                                  overlap: c.dist.overlap))
+        let producer = try BatchProducer(source: trainSet, config: batchConfig(seed: seed))
+        let prefetch = Prefetcher(producer: producer, batchCapacity: perRank, depth: c.data.prefetch)
+        defer { prefetch.stop() }
+        // Queue the index lists of the next steps.
+        var queued = position.step
+        var queuePos = SamplerPosition(epoch: position.epoch, step: position.stepInEpoch)
+        func enqueueAhead() {
+            while queued < totalSteps && queued < position.step + c.data.prefetch + 1 {
+                let idx = sampler.indices(at: queuePos)
+                prefetch.enqueue(indices: idx, epoch: queuePos.epoch)
+                queuePos = sampler.advance(queuePos)
+                queued += 1
+            }
+        }
+        kd_install_stop_handlers()
+        log.say("\(role.rawValue): \(model.net.config.forwardFLOPs / 1e9 >= 0.1 ? String(format: "%.2f", model.net.config.forwardFLOPs / 1e9) : String(format: "%.3f", model.net.config.forwardFLOPs / 1e9)) GFLOP/image, \(store.paramCount) parameters, \(trainSet.summary); \(world) rank(s) x \(perRank) images (\(c.optim.accumulate) micro-batch(es)), \(sampler.stepsPerEpoch) steps/epoch, \(totalSteps) steps" + (position.step > 0 ? ", resuming at step \(position.step)" : ""))
+        var sums = [Double](repeating: 0, count: 8)   // rec, kd, askd, at, emb, total, images, steps
+        var lastLog = Date(), lastLogStep = position.step
+        let started = Date(), startStep = position.step
+        var lastCheckpoint = ""
+        var stopFlag = [Double](repeating: 0, count: 1)
+        enqueueAhead()
+        while position.step < totalSteps {
+            let lr = schedule.lr(at: position.step)
+            store.zeroGrad()
+            model.net.dropoutLayer.seed(step: UInt64(position.step) &* 0x9E37_79B9 &+ UInt64(rank) &* 0x1000_0001)
+            let batch = try prefetch.next()
+            var local = LossBreakdown()
+            for m in 0..<c.optim.accumulate {
+                reducer.beginMicroBatch(m, of: c.optim.accumulate)
+                let off = m * micro * batch.sampleSize
+                if role == .student, let t = teacher {
+                    t.net.input.loadNCHW(batch.hr.baseAddress! + off)
+                    model.net.input.loadNCHW(batch.lr.baseAddress! + off)
+                    step.teacherForward()
+                } else {
+                    model.net.input.loadNCHW(batch.hr.baseAddress! + off)
+                }
+                var first: Error?
+                let out = batch.labels.withUnsafeBufferPointer { lb in
+                    step.studentForwardBackward(labels: lb.baseAddress! + m * micro, ready: { offset in
+                        do { try reducer.gradientsReady(from: offset) } catch { if first == nil { first = error } }
+                    })
+                }
+                if let first { throw first }
+                local.recognition += out.recognition; local.kd += out.kd; local.attentionSimilarity += out.attentionSimilarity
+                local.attentionTransfer += out.attentionTransfer; local.embedding += out.embedding; local.total += out.total
+            }
+            if c.optim.accumulate > 1 {   // the loss is the mean over micro-batches
+                kd_scale(store.grads, store.paramCount, 1 / Float(c.optim.accumulate))
+            }
+            try reducer.finish()
+            // Gradients are now identical on every rank, so this decision is too.
+            let norm = c.optim.clipNorm > 0 ? sgd.clipGradients(maxNorm: c.optim.clipNorm) : sgd.gradientNorm()
+            enqueueAhead()
+            let a = Double(c.optim.accumulate)
+            if norm.isFinite {
+                sgd.step(lr: lr)
+                sums[0] += Double(local.recognition) / a; sums[1] += Double(local.kd) / a
+                sums[2] += Double(local.attentionSimilarity) / a; sums[3] += Double(local.attentionTransfer) / a
+                sums[4] += Double(local.embedding) / a; sums[5] += Double(local.total) / a
+                sums[7] += 1
+            } else {
+                position.skippedSteps += 1
+                log.say("\(role.rawValue) step \(position.step): non-finite loss or gradient (norm \(norm)); step skipped (\(position.skippedSteps) so far)")
+                log.record(["phase": role.rawValue, "event": "skipped_step", "step": position.step])
+                if position.skippedSteps > c.guards.maxSkippedSteps {
+                    throw ConfigError("\(role.rawValue): \(position.skippedSteps) steps had non-finite loss or gradients (limit guards.maxSkippedSteps = \(c.guards.maxSkippedSteps)); lower the learning rate or check the data")
+                }
+            }
+            sums[6] += Double(batch.count)
+            position.step += 1
+            let next = sampler.advance(SamplerPosition(epoch: position.epoch, step: position.stepInEpoch))
+            position.epoch = next.epoch; position.stepInEpoch = next.step
+
+            if position.step % c.dist.checkEvery == 0 {
+                try comm.verifyReplicas(checksum: store.checksum(), what: "\(role.rawValue) parameters at step \(position.step)")
+            }
+            // Every rank learns of a stop signal received by any rank at the same step.
+            stopFlag[0] = Double(kd_stop_requested())
+            try comm.allReduce(&stopFlag, op: .max)
+            let stopping = stopFlag[0] > 0
+            let due = c.checkpoints.every > 0 && position.step % c.checkpoints.every == 0
+            if position.step % c.logEvery == 0 || position.step == totalSteps || stopping {
+                var g = sums
+                try comm.allReduce(&g, op: .sum)
+                let n = max(1, g[7] / Double(world))
+                let now = Date(), dt = now.timeIntervalSince(lastLog)
+                let ips = g[6] / max(dt, 1e-9)
+                let done = Double(position.step - startStep), eta = done > 0 ? now.timeIntervalSince(started) / done * Double(totalSteps - position.step) : 0
+                let rec = g[0] / Double(world) / n, total = g[5] / Double(world) / n
+                var line = "\(role.rawValue) epoch \(position.epoch) step \(position.step)/\(totalSteps) loss \(fmt(total)) rec \(fmt(rec))"
+                if role == .student {
+                    line += " kd \(fmt(g[1] / Double(world) / n)) askd \(fmt(g[2] / Double(world) / n)) at \(fmt(g[3] / Double(world) / n))"
+                    if loss.embedding > 0 { line += " emb \(fmt(g[4] / Double(world) / n))" }
+                }
+                line += " lr \(fmt(Double(lr))) \(String(format: "%.1f", ips)) img/s ETA \(Int(eta))s"
+                log.say(line)
+                log.record(["phase": role.rawValue, "step": position.step, "epoch": position.epoch, "steps": totalSteps,
+                            "loss": total, "recognition": rec, "kd": g[1] / Double(world) / n,
+                            "attention_similarity": g[2] / Double(world) / n, "attention_transfer": g[3] / Double(world) / n,
+                            "embedding": g[4] / Double(world) / n, "lr": Double(lr), "images_per_second": ips,
+                            "grad_norm": Double(norm), "skipped_steps": position.skippedSteps, "interval_steps": Int(position.step - lastLogStep)])
+                sums = [Double](repeating: 0, count: 8); lastLog = now; lastLogStep = position.step
+            }
+            if due || position.step == totalSteps || stopping {
+                lastCheckpoint = try writeCheckpoint(position)
+            }
+            if stopping {
+                let sig = Int32(stopFlag[0])
+                log.say("\(role.rawValue): stop signal \(sig) received; checkpoint \(lastCheckpoint) written at step \(position.step); resume with --resume auto")
+                log.record(["phase": role.rawValue, "event": "interrupted", "step": position.step, "signal": Int(sig), "checkpoint": lastCheckpoint])
+                return .interrupted(checkpoint: lastCheckpoint, signal: sig)
+            }
+        }
+        return .completed(lastCheckpoint: lastCheckpoint)
+    }
+
+    /// Averages running statistics across ranks, checks replicas, writes (rank 0) and prunes.
+    func writeCheckpoint(_ position: TrainingPosition) throws -> String {
+        let store = model.store
+        if comm.size > 1 { try comm.allReduceMean(store.buffers, count: store.bufferCount) }
+        try comm.verifyReplicas(checksum: store.checksum(), what: "\(role.rawValue) parameters before the checkpoint at step \(position.step)")
+        let path = checkpointDir + "/" + Checkpoint.fileName(step: position.step)
+        if comm.isRoot {
+            try Checkpoint.save(store, identity: identity, position: position,
+                                extra: ["world_size": String(comm.size), "phase": role.rawValue, "seed": String(cfg.seed)], to: path)
+            let all = Checkpoint.list(in: checkpointDir)
+            for old in all.dropLast(cfg.checkpoints.keep) { try? FileManager.default.removeItem(atPath: old) }
+            log.record(["phase": role.rawValue, "event": "checkpoint", "step": position.step, "path": path])
+        }
+        try comm.barrier()
+        return path
+    }
+
+    func makeSchedule(totalSteps: Int) -> LRSchedule {
+        let o = cfg.optim
+        let warm = min(o.warmupSteps, max(0, totalSteps - 1))
+        let floor = baseLR * o.floor
+        let decay: LRSchedule.Decay
+        switch o.schedule {
+        case "multistep": decay = .multiStep(milestones: o.milestones.map { Int(($0 * Float(totalSteps)).rounded()) }, gamma: o.gamma)
+        case "poly": decay = .polynomial(power: o.power, floor: floor)
+        case "constant": decay = .constant
+        default: decay = .cosine(floor: floor)
+        }
+        return LRSchedule(baseLR: baseLR, warmupSteps: warm, totalSteps: totalSteps, decay: decay)
+    }
+}
+
+func fmt(_ x: Double) -> String { String(format: abs(x) >= 100 ? "%.1f" : abs(x) >= 0.01 || x == 0 ? "%.4f" : "%.3e", x) }
