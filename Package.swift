@@ -43,8 +43,7 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "DistTests", dependencies: ["Dist"], path: "Tests/DistTests"),
         .testTarget(name: "FaceDataTests", dependencies: ["FaceData"], path: "Tests/FaceDataTests"),
-        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation"], path: "Tests/EvaluationTests",
-                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation"], path: "Tests/EvaluationTests", resources: [.copy("Fixtures")]),
         .testTarget(name: "LauncherTests", dependencies: ["Model"], path: "Tests/LauncherTests"),
     ]
 )
