@@ -13,9 +13,11 @@ extension EvaluationReport {
     /// spaced); the y axis spans the data, rounded out to whole ticks, capped at 0 and 100.
     /// Every character of a model or data-set name is XML-escaped.
     public func svgChart(dataset: String) -> String {
-        let width = 760.0, height = 460.0
-        let left = 72.0, right = width - 220.0, top = 58.0, bottom = height - 62.0
         let models = models(in: dataset)
+        // The legend column widens with the longest name (about 7 px a character at font-size 12).
+        let legendWidth = max(220.0, 70.0 + 7.0 * Double(models.map(\.count).max() ?? 0))
+        let width = 540.0 + legendWidth, height = 460.0
+        let left = 72.0, right = width - legendWidth, top = 58.0, bottom = height - 62.0
         let factors = factors(in: dataset)
         let rows = results.filter { $0.dataset == dataset }
 

@@ -249,6 +249,12 @@ public enum VerificationProtocol {
                 farTrain[j] = Double(counts.totalDiffBelow[j] - counts.diffBelow[f * t + j]) / Double(trainDiff)
             }
             // FAR is non-decreasing over an ascending grid, so scipy's stable argsort leaves it in place.
+            // Below the first FAR scipy raises "out of the interpolation range" (only possible with negative
+            // distances or a grid that does not start at 0).
+            guard farTrain[0] <= farTarget else {
+                throw VerificationError.invalidArgument(
+                    "FAR target \(farTarget) is below the FAR \(farTrain[0]) at the first threshold \(thresholds[0]) (fold \(f))")
+            }
             let threshold = farTrain[t - 1] >= farTarget
                 ? slinearInterpolate(x: farTrain, y: thresholds, at: farTarget) : 0.0
             var accepted = 0, falseAccepted = 0

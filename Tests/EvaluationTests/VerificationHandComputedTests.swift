@@ -107,13 +107,14 @@ final class VerificationHandComputedTests: XCTestCase {
         XCTAssertEqual(VerificationProtocol.flipTestEmbedding([1, -2], [-1, 2]), [0, 0])
     }
 
-    /// The grids are NumPy's arange values exactly.
+    /// The grids are NumPy's arange values exactly (reprs printed by NumPy 2.4: np.arange(0, 4, 0.01)[i] and
+    /// np.arange(0, 4, 0.001)[i] for i = 3, 7, 29, 57, last).
     func testThresholdGrids() {
-        XCTAssertEqual(VerificationProtocol.accuracyThresholds.count, 400)
-        XCTAssertEqual(VerificationProtocol.valThresholds.count, 4000)
-        XCTAssertEqual(VerificationProtocol.accuracyThresholds[3], 0.030000000000000002)   // np.arange(0,4,.01)[3]
-        XCTAssertEqual(VerificationProtocol.accuracyThresholds.last!, 3.99, accuracy: 1e-15)
-        XCTAssertEqual(VerificationProtocol.valThresholds.last!, 3.999, accuracy: 1e-15)
+        let acc = VerificationProtocol.accuracyThresholds, val = VerificationProtocol.valThresholds
+        XCTAssertEqual(acc.count, 400)
+        XCTAssertEqual(val.count, 4000)
+        XCTAssertEqual([3, 7, 29, 57, 399].map { acc[$0] }, [0.03, 0.07, 0.29, 0.5700000000000001, 3.99])
+        XCTAssertEqual([3, 7, 29, 57, 3999].map { val[$0] }, [0.003, 0.007, 0.029, 0.057, 3.999])
     }
 
     // MARK: Errors: thrown, one line, naming the problem
@@ -152,6 +153,13 @@ final class VerificationHandComputedTests: XCTestCase {
                      try VerificationProtocol.squaredDistances(embeddings: Array(repeating: 0, count: 12), dimension: 4))
         assertThrows(.invalidArgument("FAR target 0.0 must lie in (0, 1]"),
                      try VerificationProtocol.validationRate(distances: d, issame: s, farTarget: 0))
+        // A negative distance in fold 0 puts the training FAR of fold 1 at threshold 0 to 1/9 > 1e-3: scipy's
+        // interp1d raises "out of the interpolation range" there.
+        let (neg, negSame) = twoPerFold(same: { _ in 0.5 }, diff: { $0 == 0 ? -0.1 : 1.5 })
+        XCTAssertThrowsError(try VerificationProtocol.validationRate(distances: neg, issame: negSame)) { error in
+            guard case .invalidArgument(let what)? = error as? VerificationError else { return XCTFail("\(error)") }
+            XCTAssertTrue(what.hasSuffix("(fold 1)"), what)
+        }
         assertThrows(.shapeMismatch("6 embedding values but 4 flipped values"),
                      try VerificationProtocol.flipTestEmbeddings([1, 2, 3, 4, 5, 6], flipped: [1, 2, 3, 4], dimension: 2))
     }
