@@ -49,7 +49,8 @@ let package = Package(
         .testTarget(name: "DistTests", dependencies: ["Dist"], path: "Tests/DistTests"),
         .testTarget(name: "FaceDataTests", dependencies: ["FaceData"], path: "Tests/FaceDataTests",
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation"], path: "Tests/EvaluationTests"),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation"], path: "Tests/EvaluationTests",
+                    resources: [.copy("Fixtures")]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Model"], path: "Tests/PipelineTests"),
         .testTarget(name: "LauncherTests", dependencies: ["Model"], path: "Tests/LauncherTests"),
     ]
