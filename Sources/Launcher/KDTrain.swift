@@ -10,7 +10,9 @@ struct KDTrain: ParsableCommand {
         commandName: "kdtrain",
         abstract: "Knowledge-distillation training of low-quality face recognition, data-parallel over MPI.",
         version: kdtrainVersion,
-        subcommands: [Bench.self])
+        subcommands: [RunPipeline.self, TrainTeacher.self, Distill.self, Average.self, Evaluate.self, Ablation.self,
+                      Pack.self, Bench.self],
+        defaultSubcommand: RunPipeline.self)
 
     static func main() {
         selectBLASKernels()

@@ -31,7 +31,9 @@ public final class BatchNorm: Layer {
     public let channels: Int
     public let eps: Float
     /// Running-statistics update rate (PyTorch's momentum: new = (1-m)*old + m*batch).
-    public let momentum: Float
+    /// May change between forwards: 1/(k+1) on the k-th batch makes the running statistics the
+    /// plain average of the batch statistics (used to re-estimate them after weight averaging).
+    public var momentum: Float
     public let store: ParamStore
     public let name: String
     /// Offsets into store.params: weight (C), init 1; bias (C), init 0; both decay: false.

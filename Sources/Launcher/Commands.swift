@@ -1,0 +1,164 @@
+// The pipeline subcommands. Each starts MPI (a singleton world of one without mpirun), applies
+// the per-rank thread policy, validates the whole configuration before any work, and maps every
+// error to one line and a non-zero exit: with several ranks, the failing rank aborts the job
+// with its message instead of leaving the others waiting in a collective.
+import ArgumentParser
+import Dist
+import Foundation
+import Model
+import Pipeline
+
+/// Options shared by the pipeline subcommands.
+struct RunOptions: ParsableArguments {
+    @Option(help: "JSON configuration file (every option, see README); command-line --set wins.")
+    var config: String?
+    @Option(name: .customLong("set"), help: ArgumentHelp("Override one option: section.key=value (repeatable), e.g. --set optim.batch=128.", valueName: "key=value"))
+    var overrides: [String] = []
+    @Option(help: "Run directory (configuration, metrics, checkpoints, evaluation, report).")
+    var runDir = "runs/kdtrain"
+    @Option(help: ArgumentHelp("Continue from checkpoints: 'auto' (each phase from its latest checkpoint) or a checkpoint path.", valueName: "auto|PATH"))
+    var resume: String?
+    @Flag(help: "Print only errors.")
+    var quiet = false
+
+    var resumeMode: ResumeMode {
+        switch resume { case nil: return .none; case "auto"?: return .auto; case let p?: return .path(p) }
+    }
+}
+
+/// Runs `body` inside an MPI job with the thread policy applied; maps errors to one line.
+func withJob(_ opts: RunOptions, _ body: (Communicator, RunConfig) throws -> Bool) throws {
+    let comm: Communicator
+    do { comm = try Communicator() } catch {
+        Communicator.abortJob(message: "MPI initialization failed: \(error)")
+    }
+    Compute.setThreads(comm.recommendedThreads())
+    do {
+        let cfg = try RunConfig.load(file: opts.config, overrides: opts.overrides)
+        let problems = cfg.problems(worldSize: comm.size)
+        if !problems.isEmpty { throw ConfigError(problems.map { "invalid option: \($0)" }.joined(separator: "\n")) }
+        let finished = try body(comm, cfg)
+        if !finished && comm.isRoot {
+            print("kdtrain: stopped by a signal after writing a checkpoint; continue with --resume auto --run-dir \(opts.runDir)")
+        }
+        try comm.finalize()
+        throw ExitCode.success
+    } catch let e as ExitCode {
+        throw e
+    } catch {
+        if comm.size > 1 { comm.abortJob(message: "kdtrain: \(error)") }
+        FileHandle.standardError.write(Data("kdtrain: \(error)\n".utf8))
+        try? comm.finalize()
+        throw ExitCode.failure
+    }
+}
+
+struct RunPipeline: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "The whole job (default): train the teacher, distill the student, average, evaluate, report.")
+    @OptionGroup var options: RunOptions
+    func run() throws {
+        try withJob(options) { comm, cfg in
+            let run = try Run(comm: comm, config: cfg, dir: options.runDir, resume: options.resumeMode, quiet: options.quiet)
+            return try run.pipeline()
+        }
+    }
+}
+
+struct TrainTeacher: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "train-teacher",
+                                                    abstract: "Train the teacher on high-quality faces (recognition loss only).")
+    @OptionGroup var options: RunOptions
+    func run() throws {
+        try withJob(options) { comm, cfg in
+            let run = try Run(comm: comm, config: cfg, dir: options.runDir, resume: options.resumeMode, quiet: options.quiet)
+            return try run.teacher() != nil
+        }
+    }
+}
+
+struct Distill: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Distill the student from a frozen teacher (--teacher, teacher.checkpoint, or the run's finished teacher).")
+    @OptionGroup var options: RunOptions
+    @Option(help: "Teacher checkpoint (default: teacher.checkpoint, else the latest in RUN/teacher).")
+    var teacher: String?
+    func run() throws {
+        try withJob(options) { comm, cfg0 in
+            var cfg = cfg0
+            if let t = teacher { cfg.teacher.checkpoint = t }
+            if cfg.teacher.checkpoint == nil, let last = Checkpoint.list(in: options.runDir + "/teacher").last {
+                cfg.teacher.checkpoint = last
+            }
+            guard cfg.teacher.checkpoint != nil else {
+                throw ConfigError("distill: no teacher: pass --teacher PATH, set teacher.checkpoint, or run train-teacher first")
+            }
+            let run = try Run(comm: comm, config: cfg, dir: options.runDir, resume: options.resumeMode, quiet: options.quiet)
+            guard let t = try run.teacher() else { return false }
+            return try run.student(teacher: t, phaseDir: options.runDir + "/student") != nil
+        }
+    }
+}
+
+struct Average: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Average the student's last K (or the listed) checkpoints and re-estimate batch-norm statistics.")
+    @OptionGroup var options: RunOptions
+    @Option(parsing: .upToNextOption, help: "Checkpoints to average (default: the last checkpoints.average of RUN/student).")
+    var checkpoints: [String] = []
+    @Option(help: "Output checkpoint (default RUN/student/averaged.safetensors).")
+    var output: String?
+    @Flag(help: "Average checkpoints of different models or runs anyway.")
+    var force = false
+    func run() throws {
+        try withJob(options) { comm, cfg in
+            let run = try Run(comm: comm, config: cfg, dir: options.runDir, resume: .auto, quiet: options.quiet)
+            _ = try run.average(phaseDir: options.runDir + "/student", paths: checkpoints.isEmpty ? nil : checkpoints,
+                                force: force, output: output)
+            return true
+        }
+    }
+}
+
+struct Evaluate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Verification accuracy (10-fold), TAR@FAR=1e-3 and AUC of checkpoints at each degradation factor.")
+    @OptionGroup var options: RunOptions
+    @Option(parsing: .upToNextOption, help: "Checkpoints to evaluate (default: the run's teacher, last student and averaged student).")
+    var checkpoints: [String] = []
+    func run() throws {
+        try withJob(options) { comm, cfg in
+            let run = try Run(comm: comm, config: cfg, dir: options.runDir, resume: .auto, quiet: options.quiet)
+            var paths = checkpoints
+            if paths.isEmpty {
+                paths = [Checkpoint.list(in: options.runDir + "/teacher").last, Checkpoint.list(in: options.runDir + "/student").last]
+                    .compactMap { $0 }
+                let avg = options.runDir + "/student/averaged.safetensors"
+                if FileManager.default.fileExists(atPath: avg) { paths.append(avg) }
+            }
+            guard !paths.isEmpty else { throw ConfigError("evaluate: no checkpoints given and none in \(options.runDir)") }
+            var models: [(String, FaceModel)] = []
+            for p in paths {
+                let c = try Checkpoint.read(p)
+                let m = FaceModel(config: c.identity.network, classes: c.identity.classes, margin: cfg.marginKind, seed: 0, trainable: false)
+                try Checkpoint.load(c, into: m.store, identity: c.identity, momentum: false)
+                models.append((URL(fileURLWithPath: p).lastPathComponent, m))
+            }
+            try run.evaluate(models, title: "kdtrain evaluate", prefix: "evaluate")
+            return true
+        }
+    }
+}
+
+struct Ablation: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The paper's Table 1 from one teacher: student without KD, + logit KD, + attention KD, + both.")
+    @OptionGroup var options: RunOptions
+    func run() throws {
+        try withJob(options) { comm, cfg in
+            let run = try Run(comm: comm, config: cfg, dir: options.runDir, resume: options.resumeMode, quiet: options.quiet)
+            return try run.ablation()
+        }
+    }
+}

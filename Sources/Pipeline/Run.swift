@@ -1,0 +1,300 @@
+// The whole pipeline and its phases over one run directory:
+//
+//   RUN/config.json           effective configuration, software version, world size
+//   RUN/metrics.jsonl         one JSON object per progress line, checkpoint and event
+//   RUN/teacher/step-*.safetensors, RUN/student/step-*.safetensors (last K kept)
+//   RUN/student/averaged.safetensors   mean of the last K student checkpoints, BN re-estimated
+//   RUN/eval/results.json, results.md, accuracy.svg
+//   RUN/report.md
+//
+// Resume: with `resume: .auto` each phase continues from its latest checkpoint (a finished phase
+// is loaded, not retrained); without it, a run directory that already holds checkpoints is
+// refused, so earlier results are never overwritten.
+import Dist
+import Evaluation
+import FaceData
+import Foundation
+import Model
+
+public enum ResumeMode: Equatable, Sendable {
+    case none, auto
+    case path(String)
+}
+
+public final class Run {
+    public let comm: Communicator
+    public let cfg: RunConfig
+    public let dir: String
+    public let resume: ResumeMode
+    public let log: RunLog
+    private var trainSetCache: (any TrainingSet)?
+
+    public init(comm: Communicator, config: RunConfig, dir: String, resume: ResumeMode, quiet: Bool = false) throws {
+        self.comm = comm; cfg = config; self.dir = dir; self.resume = resume
+        let problems = config.problems(worldSize: comm.size)
+        guard problems.isEmpty else { throw ConfigError(problems.joined(separator: "\n")) }
+        if comm.isRoot {
+            for sub in ["", "/teacher", "/student", "/eval"] {
+                try FileManager.default.createDirectory(atPath: dir + sub, withIntermediateDirectories: true)
+            }
+            if resume == .none {
+                let existing = Checkpoint.list(in: dir + "/teacher") + Checkpoint.list(in: dir + "/student")
+                if let first = existing.first {
+                    throw ConfigError("\(dir): already holds checkpoints (\(first)); use --resume auto to continue it, or another --run-dir")
+                }
+            }
+            var meta: [String: Any] = (try JSONSerialization.jsonObject(with: Data(config.json.utf8))) as! [String: Any]
+            meta = ["config": meta, "kdtrain_version": kdtrainVersion, "world_size": comm.size,
+                    "blas_core": Compute.blasCore, "threads_per_rank": Compute.threads]
+            let data = try JSONSerialization.data(withJSONObject: meta, options: [.prettyPrinted, .sortedKeys])
+            try AtomicFile.write(data, to: dir + "/config.json")
+        }
+        try comm.barrier()
+        log = try RunLog(path: dir + "/metrics.jsonl", isRoot: comm.isRoot, quiet: quiet)
+    }
+
+    // MARK: data
+
+    public func trainingSet() throws -> any TrainingSet {
+        if let t = trainSetCache { return t }
+        let src = try DataSource(parsing: cfg.data.train)
+        let t = try src.trainingSet(threads: cfg.data.threads)
+        if comm.isRoot, let f = t as? ImageFolder {
+            try f.writeLabels(to: dir + "/labels.txt")
+            let report = f.scanReport()
+            if !report.isEmpty { log.say(report) }
+        }
+        trainSetCache = t
+        return t
+    }
+
+    public func pairSet() throws -> (any PairSet, String) {
+        let src = try DataSource(parsing: cfg.eval.factors.isEmpty ? cfg.data.eval : cfg.data.eval)
+        let p = try src.pairSet(threads: cfg.data.threads)
+        let name: String
+        switch src {
+        case .synthetic: name = "synthetic"
+        case .bin(let path), .folder(let path, _, _, _): name = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+        case .pairs(let list, _): name = URL(fileURLWithPath: list).deletingPathExtension().lastPathComponent
+        case .rec(let path): name = path
+        }
+        return (p, name)
+    }
+
+    // MARK: models
+
+    func identity(_ preset: String, classes: Int) -> ModelIdentity {
+        ModelIdentity(network: NetworkConfig.presets[preset]!, classes: classes, head: cfg.marginKind.description)
+    }
+
+    func makeModel(_ preset: String, classes: Int, seed: UInt64, trainable: Bool) -> FaceModel {
+        FaceModel(config: NetworkConfig.presets[preset]!, classes: classes, margin: cfg.marginKind, seed: seed, trainable: trainable)
+    }
+
+    /// Total optimizer steps of a phase (independent of the number of ranks: the global batch is fixed).
+    func totalSteps(epochs: Float, datasetSize: Int) -> Int {
+        max(1, Int((epochs * Float(datasetSize / cfg.optim.batch)).rounded()))
+    }
+
+    /// The checkpoint to resume a phase from: nil = start fresh.
+    func resumePoint(phaseDir: String) throws -> Checkpoint.Contents? {
+        switch resume {
+        case .none: return nil
+        case .path(let p): return try Checkpoint.read(p)
+        case .auto:
+            guard let last = Checkpoint.list(in: phaseDir).last else { return nil }
+            return try Checkpoint.read(last)
+        }
+    }
+
+    /// Trains (or resumes, or loads) the teacher. Returns nil when interrupted by a stop signal.
+    public func teacher() throws -> FaceModel? {
+        let data = try trainingSet()
+        let id = identity(cfg.teacher.preset, classes: data.classCount)
+        let model = makeModel(cfg.teacher.preset, classes: data.classCount, seed: cfg.seed &+ 101, trainable: true)
+        if let path = cfg.teacher.checkpoint {
+            try Checkpoint.load(try Checkpoint.read(path), into: model.store, identity: id, momentum: false)
+            log.say("teacher: loaded \(path)")
+            return model
+        }
+        let phaseDir = dir + "/teacher"
+        let total = totalSteps(epochs: cfg.teacher.epochs, datasetSize: data.count)
+        var start = try resumePoint(phaseDir: phaseDir)
+        if case .path = resume { start = nil }    // an explicit --resume PATH names the student's checkpoint
+        if let s = start, s.position.step >= total {
+            try Checkpoint.load(s, into: model.store, identity: id, momentum: true)
+            log.say("teacher: finished earlier (\(s.path))")
+            return model
+        }
+        let trainer = Trainer(role: .teacher, comm: comm, config: cfg, model: model, identity: id, teacher: nil,
+                              trainSet: data, checkpointDir: phaseDir, log: log)
+        switch try trainer.run(resume: start) {
+        case .completed: return model
+        case .interrupted: return nil
+        }
+    }
+
+    /// Distills a student from `teacher` into `phaseDir` with the configured (or given) loss.
+    /// Returns nil when interrupted.
+    public func student(teacher: FaceModel, phaseDir: String, config override: RunConfig? = nil) throws -> FaceModel? {
+        let c = override ?? cfg
+        let data = try trainingSet()
+        let id = identity(c.student.preset, classes: data.classCount)
+        let model = makeModel(c.student.preset, classes: data.classCount, seed: c.seed &+ 202, trainable: true)
+        try FileManager.default.createDirectory(atPath: phaseDir, withIntermediateDirectories: true)
+        if let path = c.student.checkpoint {
+            try Checkpoint.load(try Checkpoint.read(path), into: model.store, identity: id, momentum: false)
+        }
+        let total = totalSteps(epochs: c.student.epochs, datasetSize: data.count)
+        let start = try resumePoint(phaseDir: phaseDir)
+        if let s = start, s.position.step >= total {
+            try Checkpoint.load(s, into: model.store, identity: id, momentum: true)
+            log.say("student: finished earlier (\(s.path))")
+            return model
+        }
+        let trainer = Trainer(role: .student, comm: comm, config: c, model: model, identity: id, teacher: teacher,
+                              trainSet: data, checkpointDir: phaseDir, log: log)
+        switch try trainer.run(resume: start) {
+        case .completed: return model
+        case .interrupted: return nil
+        }
+    }
+
+    /// Averages the last `checkpoints.average` checkpoints of `phaseDir` (or `paths`), re-estimates
+    /// batch-norm statistics on training batches (all ranks), writes `averaged.safetensors`.
+    public func average(phaseDir: String, paths: [String]? = nil, force: Bool = false, output: String? = nil) throws -> FaceModel {
+        let data = try trainingSet()
+        let list = paths ?? Array(Checkpoint.list(in: phaseDir).suffix(cfg.checkpoints.average))
+        guard !list.isEmpty else { throw ConfigError("\(phaseDir): no checkpoints to average") }
+        let first = try Checkpoint.read(list.last!)
+        let id = first.identity
+        let model = FaceModel(config: id.network, classes: id.classes, margin: cfg.marginKind, seed: 0, trainable: true)
+        try Checkpoint.average(list, into: model.store, identity: id, force: force)
+        try reestimateBatchNorm(model, data: data, batches: cfg.checkpoints.bnBatches)
+        let out = output ?? phaseDir + "/averaged.safetensors"
+        if comm.isRoot {
+            try Checkpoint.save(model.store, identity: id, position: first.position,
+                                extra: ["averaged_from": list.map { URL(fileURLWithPath: $0).lastPathComponent }.joined(separator: ","),
+                                        "world_size": String(comm.size)], to: out)
+        }
+        log.say("average: \(list.count) checkpoint(s) -> \(out) (batch-norm statistics re-estimated on \(cfg.checkpoints.bnBatches) batch(es) per rank)")
+        log.record(["event": "average", "inputs": list, "output": out])
+        try comm.barrier()
+        return model
+    }
+
+    /// Running statistics = the mean of the batch statistics of `batches` training batches per
+    /// rank (student view), averaged over ranks. Weights are untouched.
+    public func reestimateBatchNorm(_ model: FaceModel, data: any TrainingSet, batches: Int) throws {
+        guard batches > 0 else { return }
+        let perRank = max(2, cfg.optim.batch / comm.size / cfg.optim.accumulate)
+        var sampler = try DistributedSampler(datasetSize: data.count, globalBatch: perRank * comm.size, worldSize: comm.size,
+                                             rank: comm.rank, seed: cfg.seed ^ 0xB17E)
+        let trainer = Trainer(role: .student, comm: comm, config: cfg, model: model, identity: identity(cfg.student.preset, classes: data.classCount),
+                              teacher: nil, trainSet: data, checkpointDir: dir, log: log)
+        let producer = try BatchProducer(source: data, config: trainer.batchConfig(seed: cfg.seed ^ 0xB17E))
+        let batch = Batch(capacity: perRank, height: model.net.config.inputSize, width: model.net.config.inputSize)
+        let bns = model.net.batchNorms
+        for bn in bns {
+            let st = model.store
+            (st.buffers + bn.runningMeanOffset).update(repeating: 0, count: bn.channels)
+            (st.buffers + bn.runningVarOffset).update(repeating: 1, count: bn.channels)
+        }
+        let saved = bns.map(\.momentum)
+        defer { for (bn, m) in zip(bns, saved) { bn.momentum = m } }
+        model.plan(batch: perRank, needsGrad: false)
+        var pos = SamplerPosition(epoch: 0, step: 0)
+        for k in 0..<batches {
+            for bn in bns { bn.momentum = 1 / Float(k + 1) }
+            try producer.fill(batch, indices: sampler.indices(at: pos), epoch: pos.epoch)
+            pos = sampler.advance(pos)
+            model.net.input.loadNCHW(batch.lr.baseAddress!)
+            model.net.forward(training: true)
+        }
+        if comm.size > 1 { try comm.allReduceMean(model.store.buffers, count: model.store.bufferCount) }
+    }
+
+    /// Evaluates models and writes eval/results.json, results.md, accuracy.svg (rank 0).
+    @discardableResult
+    public func evaluate(_ models: [(String, FaceModel)], title: String, prefix: String = "results") throws -> EvaluationReport? {
+        let (pairs, name) = try pairSet()
+        let ev = try Evaluator(comm: comm, config: cfg, pairs: pairs, datasetName: name)
+        var results: [EvaluationResult] = []
+        for (label, m) in models {
+            let r = try ev.evaluate(m, name: label)
+            results += r
+            for x in r { log.record(["event": "evaluation", "model": label, "factor": x.degradationFactor, "accuracy": x.accuracy,
+                                     "std": x.accuracyStd, "tar_at_far": x.tarAtFar, "auc": x.auc, "threshold": x.threshold]) }
+        }
+        guard comm.isRoot else { return nil }
+        let report = EvaluationReport(title: title, results: results)
+        let base = URL(fileURLWithPath: dir + "/eval")
+        try report.writeJSON(to: base.appendingPathComponent(prefix + ".json"))
+        try report.writeMarkdown(to: base.appendingPathComponent(prefix + ".md"))
+        try report.writeSVG(dataset: name, to: base.appendingPathComponent(prefix == "results" ? "accuracy.svg" : prefix + ".svg"))
+        log.say(report.markdownTables())
+        return report
+    }
+
+    /// Writes RUN/report.md: what ran, the results table, where the files are.
+    public func writeReport(_ report: EvaluationReport?, heading: String, notes: [String]) throws {
+        guard comm.isRoot, let report else { return }
+        var md = "# \(heading)\n\n"
+        md += "kdtrain \(kdtrainVersion), \(comm.size) rank(s), OpenBLAS core \(Compute.blasCore), \(Compute.threads) thread(s) per rank.\n\n"
+        md += "Training data: `\(cfg.data.train)`; verification pairs: `\(cfg.data.eval)`; teacher `\(cfg.teacher.preset)`, student `\(cfg.student.preset)`, head \(cfg.marginKind).\n\n"
+        md += "Accuracy (%, mean ± std over 10 folds; \(VerificationProtocol.name)); probes down-sampled by the factor with \(cfg.eval.down) and up-sampled with \(cfg.eval.up):\n\n"
+        md += report.markdownTables() + "\n"
+        for n in notes { md += "- \(n)\n" }
+        md += "\nFiles: `config.json`, `metrics.jsonl`, `teacher/`, `student/`, `eval/results.json`, `eval/results.md`, `eval/accuracy.svg`.\n"
+        try AtomicFile.write(Data(md.utf8), to: dir + "/report.md")
+    }
+
+    /// The default job: teacher, student, averaging, evaluation, report. Returns false when a
+    /// stop signal interrupted it (a checkpoint was written; rerun with resume auto).
+    public func pipeline() throws -> Bool {
+        let t0 = Date()
+        guard let teacher = try teacher() else { return false }
+        guard let student = try student(teacher: teacher, phaseDir: dir + "/student") else { return false }
+        let averaged: FaceModel? = cfg.checkpoints.average > 1 ? try average(phaseDir: dir + "/student") : nil
+        var models: [(String, FaceModel)] = [("teacher (\(cfg.teacher.preset))", teacher), ("student, last", student)]
+        if let a = averaged { models.append(("student, averaged last \(cfg.checkpoints.average)", a)) }
+        let report = try evaluate(models, title: "kdtrain run")
+        try writeReport(report, heading: "kdtrain run", notes: [
+            "Wall time of this invocation: \(Int(Date().timeIntervalSince(t0))) s.",
+            "The teacher is evaluated on degraded probes too: it was trained on high-quality faces only.",
+        ])
+        log.say("report: \(dir)/report.md")
+        return true
+    }
+
+    /// The paper's Table 1 from one teacher: the student without distillation, with logit KD,
+    /// with attention KD, with both; each evaluated at every factor.
+    public func ablation() throws -> Bool {
+        guard let teacher = try teacher() else { return false }
+        var variants: [(String, String, RunConfig)] = []
+        func variant(_ label: String, _ slug: String, kd: Bool, att: Bool) {
+            var c = cfg
+            if !kd { c.loss.kd = 0 }
+            if !att { c.loss.attention = "none" }
+            if kd && c.loss.kd == 0 { c.loss.kd = 1 }
+            if att && c.loss.attention == "none" { c.loss.attention = "askd" }
+            variants.append((label, slug, c))
+        }
+        variant("BasicNet (no distillation)", "basic", kd: false, att: false)
+        variant("+ logit KD", "kd", kd: true, att: false)
+        variant("+ attention KD", "att", kd: false, att: true)
+        variant("+ logit KD + attention KD", "kd-att", kd: true, att: true)
+        var models: [(String, FaceModel)] = [("teacher (HR only)", teacher)]
+        for (label, slug, c) in variants {
+            log.say("ablation: \(label)")
+            guard let s = try student(teacher: teacher, phaseDir: dir + "/ablation-" + slug, config: c) else { return false }
+            models.append((label, s))
+        }
+        let report = try evaluate(models, title: "kdtrain ablation", prefix: "ablation")
+        try writeReport(report, heading: "kdtrain ablation (paper Table 1 shape)", notes: [
+            "One teacher, one seed (\(cfg.seed)); every student has the same architecture, data, schedule and seed; only the distillation terms differ.",
+            "Logit KD: T = \(cfg.loss.temperature), weight \(cfg.loss.kd == 0 ? 1 : cfg.loss.kd); attention KD: \(cfg.loss.attention == "none" ? "askd" : cfg.loss.attention), weight \(cfg.loss.attentionWeight).",
+        ])
+        return true
+    }
+}
