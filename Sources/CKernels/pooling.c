@@ -27,12 +27,16 @@ typedef struct {
     int H, W, K, stride, pad, Ho, Wo, include_pad; long P;
 } kd_pool_args;
 
+// Each output keeps its running maximum and argmax in registers; the updates are selects
+// (cmov/blend), not branches, which matters: random data mispredicts a branch per tap. Taps come in
+// row-major window order, so strict ">" keeps the first maximum; a NaN wins and then sticks
+// (as PyTorch).
 static void kd_maxpool_fwd_range(void *v, long p0, long p1) {
     const kd_pool_args *a = v;
     const int H = a->H, W = a->W, K = a->K, s = a->stride, pad = a->pad, Ho = a->Ho, Wo = a->Wo;
     for (long q = p0; q < p1; q++) {
-        const float *x = a->x + q * H * W;
-        float *y = a->y + q * Ho * Wo; int *idx = a->idx + q * Ho * Wo;
+        const float *restrict x = a->x + q * H * W;
+        float *restrict y = a->y + q * Ho * Wo; int *restrict idx = a->idx + q * Ho * Wo;
         for (int oy = 0; oy < Ho; oy++) {
             int y0 = oy * s - pad, ya = y0 < 0 ? 0 : y0, yb = y0 + K < H ? y0 + K : H;
             for (int ox = 0; ox < Wo; ox++) {
@@ -41,8 +45,9 @@ static void kd_maxpool_fwd_range(void *v, long p0, long p1) {
                 for (int iy = ya; iy < yb; iy++)
                     for (int ix = xa; ix < xb; ix++) {
                         float v2 = x[iy * W + ix];
-                        // NaN propagates: once best is NaN nothing compares greater.
-                        if (v2 > best || v2 != v2) { best = v2; bi = iy * W + ix; }
+                        int gt = (v2 > best) | (v2 != v2);
+                        best = gt ? v2 : best;
+                        bi = gt ? iy * W + ix : bi;
                     }
                 y[oy * Wo + ox] = best; idx[oy * Wo + ox] = bi;
             }

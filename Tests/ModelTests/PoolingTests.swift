@@ -50,6 +50,15 @@ final class PoolingTests: XCTestCase {
         XCTAssertEqual(Array(UnsafeBufferPointer(start: x.grad!, count: 4)), [3, 0, 0, 0])
     }
 
+    func testMaxPoolPropagatesNaN() {
+        let s = Shape(n: 1, c: 1, h: 2, w: 4), pool = MaxPool2d(kernel: 2)
+        let x = Tensor(s)
+        for (i, v) in [Float(1), .nan, 3, 2, 5, 0, 1, 0].enumerated() { x.value[i] = v }
+        pool.plan(s, needsGrad: false); pool.forward(x, training: false)
+        XCTAssertTrue(pool.output.value[0].isNaN)
+        XCTAssertEqual(pool.output.value[1], 3)
+    }
+
     func testAvgPool2d() {
         for (n, c, h, w, k, st, p) in sweep {
             for include in [true, false] {
