@@ -219,6 +219,17 @@ def main():
     cases.append(case("unreachable_100", dist, issame, far_target=0.9,
                       note="max training FAR 0.8 < target: threshold 0"))
 
+    # Plateau: training FAR is 0 up to threshold 1.000, 18/45 = 0.4 on (1.000, 2.000], 0.8 above. Asking for exactly
+    # 0.4 lands on a run of equal FARs in the middle: scipy<=1.8 returns the LAST threshold of the run (2.000).
+    dist, issame = [], []
+    for f in range(10):
+        for j in range(10):
+            same = j < 5
+            issame.append(same)
+            dist.append(0.3 + 0.01 * f if same else [1.0, 1.0, 2.0, 2.0, 4.0][j - 5])
+    cases.append(case("plateau_100", dist, issame, far_target=0.4,
+                      note="target equals a FAR attained on a run of thresholds: the last one of the run"))
+
     # Flip test on stored float32 embeddings: e_i + flipped_i, L2-normalized in float64 (insightface's test()).
     rng = np.random.default_rng(6)
     emb, issame = synthetic_pairs(rng, 40, 8, 1.0)
