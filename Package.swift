@@ -35,6 +35,7 @@ let package = Package(
         .target(name: "Model", dependencies: ["COpenBLAS", "CKernels"], path: "Sources/Model"),
         .target(name: "Dist", dependencies: ["CMPI"], path: "Sources/Dist"),
         // mpirun-driven checks and benchmarks for Dist (run by DistTests, exposed for `kdtrain bench`).
+        .target(name: "TestSupport", path: "Sources/TestSupport"),
         .executableTarget(name: "DistHarness", dependencies: ["Dist"], path: "Sources/DistHarness"),
         .target(name: "FaceData", dependencies: ["CImage"], path: "Sources/FaceData"),
         .target(name: "Evaluation", path: "Sources/Evaluation"),
@@ -46,12 +47,12 @@ let package = Package(
             path: "Sources/Launcher"),
         .testTarget(name: "ModelTests", dependencies: ["Model"], path: "Tests/ModelTests",
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "DistTests", dependencies: ["Dist"], path: "Tests/DistTests"),
+        .testTarget(name: "DistTests", dependencies: ["Dist", "TestSupport"], path: "Tests/DistTests"),
         .testTarget(name: "FaceDataTests", dependencies: ["FaceData"], path: "Tests/FaceDataTests",
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation"], path: "Tests/EvaluationTests",
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Model"], path: "Tests/PipelineTests"),
-        .testTarget(name: "LauncherTests", dependencies: ["Model"], path: "Tests/LauncherTests"),
+        .testTarget(name: "LauncherTests", dependencies: ["Model", "Pipeline", "TestSupport"], path: "Tests/LauncherTests"),
     ]
 )

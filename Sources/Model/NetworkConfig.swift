@@ -116,7 +116,16 @@ public struct NetworkConfig: Sendable, Codable, Equatable {
         inputSize: 112, stemChannels: 64, depths: [3, 4, 6, 3], widths: [256, 512, 1024, 2048], strides: [2, 2, 2, 2],
         cardinality: 32, groupWidth: 4, cbamReduction: 16, cbamKernel: 7, embeddingSize: 512, dropout: 0.4)
 
+    /// For smoke tests and CI: 32x32 input, two stages (0.005 GFLOP/image).
+    public static let tiny = NetworkConfig(
+        inputSize: 32, stemChannels: 8, depths: [1, 1], widths: [16, 32], strides: [1, 2],
+        cardinality: 4, groupWidth: 2, cbamReduction: 4, cbamKernel: 3, embeddingSize: 32, dropout: 0)
+    public static let tinyTeacher = NetworkConfig(
+        inputSize: 32, stemChannels: 8, depths: [2, 1], widths: [16, 32], strides: [1, 2],
+        cardinality: 4, groupWidth: 2, cbamReduction: 4, cbamKernel: 3, embeddingSize: 32, dropout: 0)
+
     public static let presets: [String: NetworkConfig] = [
         "small": small, "small-teacher": smallTeacher, "resnext50-cbam": resnext50CBAM,
+        "tiny": tiny, "tiny-teacher": tinyTeacher,
     ]
 }
