@@ -42,9 +42,9 @@ func runBench(_ comm: Communicator, _ options: HarnessOptions) throws {
                                       iterations: iterations) { reducer in
         try backward.run(gradients: grads, scratch: scratch, reducer: reducer)
     }
-    say(comm, String(format: "overlap params=%d buckets=%d layers=%d backward_ms=%.1f allreduce_ms=%.1f sequential_ms=%.1f overlapped_ms=%.1f exposed_finish_ms=%.1f buckets_done_before_finish=%.1f hidden_fraction=%.2f",
+    say(comm, String(format: "overlap params=%d buckets=%d layers=%d backward_ms=%.1f allreduce_ms=%.1f sequential_ms=%.1f overlapped_ms=%.1f exposed_finish_ms=%.1f buckets_done_before_finish=%.1f hidden_fraction=%.2f exposed_fraction=%.2f",
                      o.floats, o.buckets, layers, o.computeSeconds * 1e3, o.allReduceSeconds * 1e3, o.sequentialSeconds * 1e3,
-                     o.overlappedSeconds * 1e3, o.exposedFinishSeconds * 1e3, o.bucketsDoneBeforeFinish, o.hiddenFraction))
+                     o.overlappedSeconds * 1e3, o.exposedFinishSeconds * 1e3, o.bucketsDoneBeforeFinish, o.hiddenFraction, o.exposedFraction))
 
     // Weak scaling: the same per-rank work at any world size (run with -n 1 and -n 2).
     let reducer = GradientReducer(communicator: comm, gradients: grads, count: count, options: reducerOptions)
