@@ -141,12 +141,14 @@ public enum DistBenchmark {
         }
         try comm.allReduce(&finishTimes, op: .max)
         let tc = median(compute), ta = median(reduce), to = median(over), tf = median(finishTimes)
-        let hidden = ta > 0 ? Swift.min(1, Swift.max(0, (tc + ta - to) / ta)) : 0
+        // With one rank nothing is communicated: both fractions are 0 by definition.
+        let communicates = comm.size > 1 && ta > 0
+        let hidden = communicates ? Swift.min(1, Swift.max(0, (tc + ta - to) / ta)) : 0
         return OverlapResult(floats: count, buckets: overlapped.buckets.count, computeSeconds: tc,
                              allReduceSeconds: ta, sequentialSeconds: median(sequential), overlappedSeconds: to,
                              exposedFinishSeconds: tf,
                              bucketsDoneBeforeFinish: done / Double(Swift.max(1, iterations)), hiddenFraction: hidden,
-                             exposedFraction: ta > 0 ? tf / ta : 0)
+                             exposedFraction: communicates ? tf / ta : 0)
     }
 
     /// Median step time (max over ranks) of `step`, which runs one full training step including
