@@ -44,9 +44,24 @@ public enum DistBenchmark {
         /// backward (less sensitive to load noise than `hiddenFraction`, but it does not count the
         /// MPI work done inside `gradientsReady` calls during backward).
         public var exposedFraction: Double
+        /// `hiddenFraction` computed from the fastest iteration of each measurement instead of
+        /// the median (closer to the uncontended figure on a loaded machine).
+        public var hiddenFractionBest: Double
+        /// Fastest iteration of compute, all-reduce and overlapped step.
+        public var bestSeconds: (compute: Double, allReduce: Double, overlapped: Double)
+
+        public static func == (a: OverlapResult, b: OverlapResult) -> Bool {
+            a.floats == b.floats && a.buckets == b.buckets && a.computeSeconds == b.computeSeconds
+                && a.allReduceSeconds == b.allReduceSeconds && a.sequentialSeconds == b.sequentialSeconds
+                && a.overlappedSeconds == b.overlappedSeconds && a.exposedFinishSeconds == b.exposedFinishSeconds
+                && a.bucketsDoneBeforeFinish == b.bucketsDoneBeforeFinish && a.hiddenFraction == b.hiddenFraction
+                && a.exposedFraction == b.exposedFraction && a.hiddenFractionBest == b.hiddenFractionBest
+                && a.bestSeconds == b.bestSeconds
+        }
     }
 
-    static func median(_ xs: [Double]) -> Double {
+    /// Median of `xs` (0 when empty).
+    public static func median(_ xs: [Double]) -> Double {
         let s = xs.sorted()
         if s.isEmpty { return 0 }
         return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
@@ -142,13 +157,16 @@ public enum DistBenchmark {
         try comm.allReduce(&finishTimes, op: .max)
         let tc = median(compute), ta = median(reduce), to = median(over), tf = median(finishTimes)
         // With one rank nothing is communicated: both fractions are 0 by definition.
-        let communicates = comm.size > 1 && ta > 0
+        let bc = compute.min() ?? 0, ba = reduce.min() ?? 0, bo = over.min() ?? 0
+        let communicates = comm.size > 1 && ta > 0 && ba > 0
         let hidden = communicates ? Swift.min(1, Swift.max(0, (tc + ta - to) / ta)) : 0
         return OverlapResult(floats: count, buckets: overlapped.buckets.count, computeSeconds: tc,
                              allReduceSeconds: ta, sequentialSeconds: median(sequential), overlappedSeconds: to,
                              exposedFinishSeconds: tf,
                              bucketsDoneBeforeFinish: done / Double(Swift.max(1, iterations)), hiddenFraction: hidden,
-                             exposedFraction: communicates ? tf / ta : 0)
+                             exposedFraction: communicates ? tf / ta : 0,
+                             hiddenFractionBest: communicates ? Swift.min(1, Swift.max(0, (bc + ba - bo) / ba)) : 0,
+                             bestSeconds: (bc, ba, bo))
     }
 
     /// Median step time (max over ranks) of `step`, which runs one full training step including
