@@ -40,9 +40,28 @@ public enum DistBenchmark {
         /// (compute + allReduce − overlapped) / allReduce, clamped to 0...1: the share of
         /// communication time that disappeared behind backward.
         public var hiddenFraction: Double
+        /// exposedFinish / allReduce: the share of a blocking all-reduce's time still paid after
+        /// backward (less sensitive to load noise than `hiddenFraction`, but it does not count the
+        /// MPI work done inside `gradientsReady` calls during backward).
+        public var exposedFraction: Double
+        /// `hiddenFraction` computed from the fastest iteration of each measurement instead of
+        /// the median (closer to the uncontended figure on a loaded machine).
+        public var hiddenFractionBest: Double
+        /// Fastest iteration of compute, all-reduce and overlapped step.
+        public var bestSeconds: (compute: Double, allReduce: Double, overlapped: Double)
+
+        public static func == (a: OverlapResult, b: OverlapResult) -> Bool {
+            a.floats == b.floats && a.buckets == b.buckets && a.computeSeconds == b.computeSeconds
+                && a.allReduceSeconds == b.allReduceSeconds && a.sequentialSeconds == b.sequentialSeconds
+                && a.overlappedSeconds == b.overlappedSeconds && a.exposedFinishSeconds == b.exposedFinishSeconds
+                && a.bucketsDoneBeforeFinish == b.bucketsDoneBeforeFinish && a.hiddenFraction == b.hiddenFraction
+                && a.exposedFraction == b.exposedFraction && a.hiddenFractionBest == b.hiddenFractionBest
+                && a.bestSeconds == b.bestSeconds
+        }
     }
 
-    static func median(_ xs: [Double]) -> Double {
+    /// Median of `xs` (0 when empty).
+    public static func median(_ xs: [Double]) -> Double {
         let s = xs.sorted()
         if s.isEmpty { return 0 }
         return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
@@ -97,30 +116,57 @@ public enum DistBenchmark {
         off.overlap = false
         let overlapped = GradientReducer(communicator: comm, gradients: gradients, count: count, options: on)
         let blocking = GradientReducer(communicator: comm, gradients: gradients, count: count, options: off)
-        let compute = try timed(comm, iterations: iterations) { try backward(nil) }
-        let reduce = try timed(comm, iterations: iterations) { try blocking.finish() }
-        let sequential = try timed(comm, iterations: iterations) {
-            try backward(nil)
-            try blocking.finish()
-        }
+        // The four measurements are interleaved per iteration so that a change in machine load
+        // affects them alike (this benchmark often runs on shared machines).
+        var compute = [Double](), reduce = [Double](), sequential = [Double](), over = [Double]()
         var finishTimes = [Double]()
         var done = 0.0
-        let over = try timed(comm, iterations: iterations) {
-            try backward(overlapped)
-            try overlapped.finish()
-            finishTimes.append(overlapped.lastStep.finishSeconds)
-            done += Double(overlapped.lastStep.bucketsDoneBeforeFinish)
+        func once(_ body: () throws -> Void) throws -> Double {
+            try comm.barrier()
+            let t0 = Communicator.now()
+            try body()
+            return Communicator.now() - t0
         }
-        // finishTimes includes the warmup run; drop it.
-        finishTimes.removeFirst()
-        var finishMed = [median(finishTimes)]
-        try comm.allReduce(&finishMed, op: .max)
-        let tc = median(compute), ta = median(reduce), to = median(over)
-        let hidden = ta > 0 ? Swift.min(1, Swift.max(0, (tc + ta - to) / ta)) : 0
+        for iteration in 0...iterations {  // iteration 0 is a warmup
+            let c = try once { try backward(nil) }
+            let a = try once { try blocking.finish() }
+            let s = try once {
+                try backward(nil)
+                try blocking.finish()
+            }
+            let o = try once {
+                try backward(overlapped)
+                try overlapped.finish()
+            }
+            if iteration > 0 {
+                compute.append(c); reduce.append(a); sequential.append(s); over.append(o)
+                finishTimes.append(overlapped.lastStep.finishSeconds)
+                done += Double(overlapped.lastStep.bucketsDoneBeforeFinish)
+            }
+        }
+        for i in 0..<4 {
+            var xs = [compute, reduce, sequential, over][i]
+            try comm.allReduce(&xs, op: .max)
+            switch i {
+            case 0: compute = xs
+            case 1: reduce = xs
+            case 2: sequential = xs
+            default: over = xs
+            }
+        }
+        try comm.allReduce(&finishTimes, op: .max)
+        let tc = median(compute), ta = median(reduce), to = median(over), tf = median(finishTimes)
+        // With one rank nothing is communicated: both fractions are 0 by definition.
+        let bc = compute.min() ?? 0, ba = reduce.min() ?? 0, bo = over.min() ?? 0
+        let communicates = comm.size > 1 && ta > 0 && ba > 0
+        let hidden = communicates ? Swift.min(1, Swift.max(0, (tc + ta - to) / ta)) : 0
         return OverlapResult(floats: count, buckets: overlapped.buckets.count, computeSeconds: tc,
                              allReduceSeconds: ta, sequentialSeconds: median(sequential), overlappedSeconds: to,
-                             exposedFinishSeconds: finishMed[0],
-                             bucketsDoneBeforeFinish: done / Double(iterations + 1), hiddenFraction: hidden)
+                             exposedFinishSeconds: tf,
+                             bucketsDoneBeforeFinish: done / Double(Swift.max(1, iterations)), hiddenFraction: hidden,
+                             exposedFraction: communicates ? tf / ta : 0,
+                             hiddenFractionBest: communicates ? Swift.min(1, Swift.max(0, (bc + ba - bo) / ba)) : 0,
+                             bestSeconds: (bc, ba, bo))
     }
 
     /// Median step time (max over ranks) of `step`, which runs one full training step including

@@ -65,9 +65,11 @@ public struct ReducerStepStats: Sendable, Equatable {
 /// each micro-batch should be scaled by 1/k by the trainer if the mean over the whole per-rank
 /// batch is wanted; `finish()` applies only the 1/worldSize factor.
 ///
-/// - Precondition: within a micro-batch, `gradientsReady` offsets never increase; the buffer
-///   must not be written between `finish()`-time starts of its buckets and the end of `finish()`
-///   except by the backward of layers below the reported offset.
+/// - Precondition: within a micro-batch, `gradientsReady` offsets never increase; on the last
+///   micro-batch nothing may write grads[offset..<P] after `gradientsReady(from: offset)` until
+///   `finish()` returns (those floats may be in flight in MPI).
+/// - Note: an error thrown mid-step leaves requests in flight; the caller is expected to end the
+///   job (`Communicator.abortJob`), not to retry the step.
 public final class GradientReducer {
     /// The buckets, bucket 0 first (highest offsets).
     public let buckets: [Range<Int>]
