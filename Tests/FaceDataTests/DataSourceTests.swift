@@ -19,6 +19,7 @@ final class DataSourceTests: XCTestCase {
         assertThrowsDataError(.spec, containing: "unknown data source kind 'jpeg'", try DataSource(parsing: "jpeg:/x"))
         assertThrowsDataError(.spec, containing: "unknown synthetic key 'colour'", try DataSource(parsing: "synthetic:colour=3"))
         assertThrowsDataError(.spec, containing: "synthetic.pairs", try DataSource(parsing: "synthetic:pairs=7"))
+        assertThrowsDataError(.spec, containing: "synthetic.identities", try DataSource(parsing: "synthetic:ids=1099511627776,images=1099511627776"))
         assertThrowsDataError(.spec, containing: "LIST@IMAGE_ROOT", try DataSource(parsing: "pairs:/x/pairs.txt"))
         assertThrowsDataError(.spec, containing: "unknown folder option", try DataSource(parsing: "folder:/x;fast"))
         assertThrowsDataError(.spec, containing: "verification-only", try DataSource(parsing: "bin:/x.bin").trainingSet())
