@@ -26,3 +26,19 @@ final class DataSourceTests: XCTestCase {
         assertThrowsDataError(.io, containing: "/nonexistent.bin", try DataSource(parsing: "bin:/nonexistent.bin").pairSet())
     }
 }
+
+final class RawExportTests: XCTestCase {
+    func testExportWritesRawArraysOfTheRightSize() throws {
+        let dir = try tempDir(self)
+        let c = SyntheticConfig(identities: 4, imagesPerIdentity: 3, width: 16, height: 16, pairs: 20, verificationIdentities: 20)
+        try RawExport.write(training: try SyntheticTrainingSet(c), pairs: try SyntheticPairSet(c),
+                            config: BatchConfig(height: 16, width: 16, augmentation: .none), factors: [1, 4], limit: 10, to: dir)
+        func size(_ n: String) throws -> Int { (try FileManager.default.attributesOfItem(atPath: dir + "/" + n)[.size] as? Int) ?? -1 }
+        XCTAssertEqual(try size("train.f32"), 10 * 3 * 256 * 4)
+        XCTAssertEqual(try size("train.i32"), 40)
+        XCTAssertEqual(try size("pairs_x4.f32"), 40 * 3 * 256 * 4)
+        XCTAssertEqual(try size("issame.u8"), 20)
+        let labels = try Data(contentsOf: URL(fileURLWithPath: dir + "/train.i32")).withUnsafeBytes { Array($0.bindMemory(to: Int32.self)) }
+        XCTAssertEqual(labels, [0, 0, 0, 1, 1, 1, 2, 2, 2, 3])
+    }
+}
