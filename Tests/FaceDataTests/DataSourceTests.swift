@@ -4,7 +4,7 @@ import XCTest
 final class DataSourceTests: XCTestCase {
     func testParsesEveryKindAndRoundTrips() throws {
         let specs = ["synthetic", "synthetic:ids=200,images=10,size=112,seed=4,pairs=600,verify-ids=100",
-                     "folder:/data/casia", "folder:/d;strict;pairs=400;seed=2", "rec:/d/train.rec", "bin:/d/agedb_30.bin",
+                     "folder:/data/casia", "folder:/d;strict;pairs=400;seed=2", "folder:/d;size=112x96", "rec:/d/train.rec", "bin:/d/agedb_30.bin",
                      "pairs:/d/pairs.txt@/d/lfw@home"]
         for s in specs {
             let d = try DataSource(parsing: s)
@@ -22,6 +22,7 @@ final class DataSourceTests: XCTestCase {
         assertThrowsDataError(.spec, containing: "synthetic.identities", try DataSource(parsing: "synthetic:ids=1099511627776,images=1099511627776"))
         assertThrowsDataError(.spec, containing: "LIST@IMAGE_ROOT", try DataSource(parsing: "pairs:/x/pairs.txt"))
         assertThrowsDataError(.spec, containing: "unknown folder option", try DataSource(parsing: "folder:/x;fast"))
+        assertThrowsDataError(.spec, containing: "unknown folder option 'size=12'", try DataSource(parsing: "folder:/x;size=12"))
         assertThrowsDataError(.spec, containing: "verification-only", try DataSource(parsing: "bin:/x.bin").trainingSet())
         assertThrowsDataError(.io, containing: "/nonexistent.bin", try DataSource(parsing: "bin:/nonexistent.bin").pairSet())
     }
