@@ -132,8 +132,44 @@ public final class BatchProducer: @unchecked Sendable {
 /// Background loading with prefetch. Feed it the index lists of upcoming steps with `enqueue`; `next`
 /// returns them, in order, as filled batches. A batch returned by `next` stays valid until the
 /// following call to `next` (its buffers are then reused), so steady state allocates nothing.
+/// The background thread ends on `stop()` or when the prefetcher is released.
 public final class Prefetcher: @unchecked Sendable {
-    // @unchecked: all mutable state below is guarded by `cond`.
+    // @unchecked: all state lives in `core`, guarded by its condition variable.
+    private let core: PrefetchCore
+    public let batchCapacity: Int
+
+    /// - Parameters: depth: batches prepared ahead of the consumer (>= 1); batchCapacity: largest step size.
+    public init(producer: BatchProducer, batchCapacity: Int, depth: Int = 2) {
+        self.batchCapacity = batchCapacity
+        core = PrefetchCore(producer: producer, batches: (0..<(max(depth, 1) + 1)).map { _ in
+            Batch(capacity: batchCapacity, height: producer.config.height, width: producer.config.width) })
+        let c = core
+        let t = Thread { c.loop() }          // the thread holds the core, not the prefetcher
+        t.name = "kdtrain.prefetch"
+        t.start()
+    }
+
+    deinit { core.stop() }
+
+    /// Schedules one step. - Precondition: indices.count <= batchCapacity.
+    public func enqueue(indices: [Int], epoch: Int) {
+        precondition(indices.count <= batchCapacity, "Prefetcher: step larger than batchCapacity")
+        core.enqueue(indices, epoch)
+    }
+
+    /// Steps scheduled and not yet returned by `next`.
+    public var outstanding: Int { core.outstanding }
+
+    /// The next scheduled step's batch (blocks until it is ready). Rethrows a loading error of that step;
+    /// the prefetcher keeps working afterwards. - Precondition: a step was enqueued and not yet returned.
+    public func next() throws -> Batch { try core.next() }
+
+    /// Stops the background thread (pending steps are dropped). Idempotent.
+    public func stop() { core.stop() }
+}
+
+final class PrefetchCore: @unchecked Sendable {
+    // @unchecked: every mutable field is read and written with `cond` locked.
     private let producer: BatchProducer
     private let cond = NSCondition()
     private var pending: [(indices: [Int], epoch: Int)] = []
@@ -141,51 +177,28 @@ public final class Prefetcher: @unchecked Sendable {
     private var free: [Batch]
     private var handedOut: Batch?
     private var stopped = false
-    private var thread: Thread?
-    public let batchCapacity: Int
-
-    /// - Parameters: depth: batches prepared ahead of the consumer (>= 1); batchCapacity: largest step size.
-    public init(producer: BatchProducer, batchCapacity: Int, depth: Int = 2) {
-        self.producer = producer; self.batchCapacity = batchCapacity
-        free = (0..<(max(depth, 1) + 1)).map { _ in Batch(capacity: batchCapacity, height: producer.config.height, width: producer.config.width) }
-        let t = Thread { [weak self] in self?.loop() }
-        t.name = "kdtrain.prefetch"
-        thread = t
-        t.start()
-    }
-
-    deinit { stop() }
-
-    /// Schedules one step. - Precondition: indices.count <= batchCapacity.
-    public func enqueue(indices: [Int], epoch: Int) {
-        precondition(indices.count <= batchCapacity, "Prefetcher: step larger than batchCapacity")
-        cond.lock(); pending.append((indices, epoch)); cond.broadcast(); cond.unlock()
-    }
-
-    /// Steps scheduled and not yet returned by `next`.
-    public var outstanding: Int { cond.lock(); defer { cond.unlock() }; return pending.count + ready.count + (inFlight ? 1 : 0) }
     private var inFlight = false
 
-    /// The next scheduled step's batch (blocks until it is ready). Rethrows a loading error of that step.
-    /// - Precondition: a step was enqueued and not yet returned.
-    public func next() throws -> Batch {
+    init(producer: BatchProducer, batches: [Batch]) { self.producer = producer; free = batches }
+
+    func enqueue(_ indices: [Int], _ epoch: Int) { cond.lock(); pending.append((indices, epoch)); cond.broadcast(); cond.unlock() }
+
+    var outstanding: Int { cond.lock(); defer { cond.unlock() }; return pending.count + ready.count + (inFlight ? 1 : 0) }
+
+    func next() throws -> Batch {
         cond.lock(); defer { cond.unlock() }
         if let h = handedOut { free.append(h); handedOut = nil; cond.broadcast() }
         precondition(!(pending.isEmpty && ready.isEmpty && !inFlight), "Prefetcher.next: no step enqueued")
         while ready.isEmpty { cond.wait() }
-        let r = ready.removeFirst()
-        switch r {
+        switch ready.removeFirst() {
         case .success(let b): handedOut = b; return b
         case .failure(let e): throw e
         }
     }
 
-    /// Stops the background thread (pending steps are dropped). Idempotent.
-    public func stop() {
-        cond.lock(); stopped = true; cond.broadcast(); cond.unlock()
-    }
+    func stop() { cond.lock(); stopped = true; cond.broadcast(); cond.unlock() }
 
-    private func loop() {
+    func loop() {
         while true {
             cond.lock()
             while !stopped && (pending.isEmpty || free.isEmpty) { cond.wait() }

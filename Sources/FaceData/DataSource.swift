@@ -2,8 +2,9 @@
 //
 //   synthetic[:key=value,...]       procedural faces; keys: ids, images, size (or width/height), seed,
 //                                   pairs, verify-ids. Example: synthetic:ids=2000,images=40,size=112
-//   folder:PATH[;strict][;pairs=N][;seed=S]
+//   folder:PATH[;strict][;size=WxH][;pairs=N][;seed=S]
 //                                   one sub-folder per identity (training), or, as a verification
+//                                   source; size=WxH skips images of another size (strict: error);
 //                                   source, N pairs generated from it (default 6000 or what fits)
 //   rec:PATH/train.rec              insightface RecordIO (the .idx next to it), either layout
 //   bin:PATH/agedb_30.bin           insightface verification pairs
@@ -14,7 +15,11 @@ import Foundation
 
 public enum DataSource: Equatable, Sendable, CustomStringConvertible {
     case synthetic(SyntheticConfig)
-    case folder(path: String, strict: Bool, pairs: Int?, seed: UInt64)
+    case folder(path: String, strict: Bool, pairs: Int?, seed: UInt64, expectedSize: Size? = nil)
+
+    /// Width x height, for `folder:...;size=WxH`.
+    public struct Size: Equatable, Sendable { public var width: Int, height: Int
+        public init(width: Int, height: Int) { self.width = width; self.height = height } }
     case rec(path: String)
     case bin(path: String)
     case pairs(list: String, root: String)
@@ -51,14 +56,16 @@ public enum DataSource: Equatable, Sendable, CustomStringConvertible {
         case "folder":
             let parts = rest.split(separator: ";", omittingEmptySubsequences: false).map(String.init)
             guard let path = parts.first, !path.isEmpty else { throw bad("folder: needs a path") }
-            var strict = false, pairs: Int? = nil, seed: UInt64 = 1
+            var strict = false, pairs: Int? = nil, seed: UInt64 = 1, size: Size? = nil
             for o in parts.dropFirst() {
                 if o == "strict" { strict = true }
                 else if o.hasPrefix("pairs="), let n = Int(o.dropFirst(6)), n >= 20, n % 20 == 0 { pairs = n }
                 else if o.hasPrefix("seed="), let n = UInt64(o.dropFirst(5)) { seed = n }
-                else { throw bad("unknown folder option '\(o)' (strict, pairs=N with N a multiple of 20, seed=S)") }
+                else if o.hasPrefix("size="), case let wh = o.dropFirst(5).split(separator: "x"), wh.count == 2,
+                        let w = Int(wh[0]), let h = Int(wh[1]), (1...65536).contains(w), (1...65536).contains(h) { size = Size(width: w, height: h) }
+                else { throw bad("unknown folder option '\(o)' (strict, size=WxH, pairs=N with N a multiple of 20, seed=S)") }
             }
-            self = .folder(path: path, strict: strict, pairs: pairs, seed: seed)
+            self = .folder(path: path, strict: strict, pairs: pairs, seed: seed, expectedSize: size)
         case "rec":
             guard !rest.isEmpty else { throw bad("rec: needs the path of a .rec file") }
             self = .rec(path: rest)
@@ -80,8 +87,8 @@ public enum DataSource: Equatable, Sendable, CustomStringConvertible {
         switch self {
         case .synthetic(let c):
             return "synthetic:ids=\(c.identities),images=\(c.imagesPerIdentity),width=\(c.width),height=\(c.height),seed=\(c.seed),pairs=\(c.pairs),verify-ids=\(c.verificationIdentities)"
-        case .folder(let p, let strict, let pairs, let seed):
-            return "folder:\(p)" + (strict ? ";strict" : "") + (pairs.map { ";pairs=\($0)" } ?? "") + (seed != 1 ? ";seed=\(seed)" : "")
+        case .folder(let p, let strict, let pairs, let seed, let size):
+            return "folder:\(p)" + (strict ? ";strict" : "") + (size.map { ";size=\($0.width)x\($0.height)" } ?? "") + (pairs.map { ";pairs=\($0)" } ?? "") + (seed != 1 ? ";seed=\(seed)" : "")
         case .rec(let p): return "rec:\(p)"
         case .bin(let p): return "bin:\(p)"
         case .pairs(let l, let r): return "pairs:\(l)@\(r)"
@@ -92,7 +99,8 @@ public enum DataSource: Equatable, Sendable, CustomStringConvertible {
     public func trainingSet(threads: Int = 2) throws -> any TrainingSet {
         switch self {
         case .synthetic(let c): return try SyntheticTrainingSet(c)
-        case .folder(let p, let strict, _, _): return try ImageFolder(root: p, strict: strict, threads: threads)
+        case .folder(let p, let strict, _, _, let size):
+            return try ImageFolder(root: p, strict: strict, expectedSize: size.map { ($0.width, $0.height) }, threads: threads)
         case .rec(let p): return try RecordSet(rec: p)
         case .bin, .pairs: throw DataError(.spec, description, "a verification-only source cannot be a training set")
         }
@@ -103,8 +111,8 @@ public enum DataSource: Equatable, Sendable, CustomStringConvertible {
     public func pairSet(threads: Int = 2) throws -> any PairSet {
         switch self {
         case .synthetic(let c): return try SyntheticPairSet(c)
-        case .folder(let p, let strict, let pairs, let seed):
-            let f = try ImageFolder(root: p, strict: strict, threads: threads)
+        case .folder(let p, let strict, let pairs, let seed, let size):
+            let f = try ImageFolder(root: p, strict: strict, expectedSize: size.map { ($0.width, $0.height) }, threads: threads)
             let n = pairs ?? max(20, min(6000, f.count / 20 * 20))
             return try GeneratedPairSet(source: f, pairs: n, seed: seed)
         case .bin(let p): return try BinPairSet(path: p)

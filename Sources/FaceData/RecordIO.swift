@@ -182,7 +182,7 @@ public struct RecordSet: TrainingSet {
         var layout = Layout.scalar
         var declaredClasses: Int? = nil
         if byKey[0] != nil, case let (h0, imageBytes) = try header(0), h0.flag > 0, imageBytes == 0 {
-            guard h0.labels.count >= 2, h0.labels[0] >= 1, h0.labels[1] >= h0.labels[0], h0.labels[0] < 16_777_216 else {
+            guard h0.labels.count >= 2, h0.labels[0] >= 1, h0.labels[1] >= h0.labels[0], h0.labels[1] <= 16_777_216, h0.labels[0] == h0.labels[0].rounded(), h0.labels[1] == h0.labels[1].rounded() else {
                 throw DataError(.format, "\(rec) key 0", "legacy header record has labels \(h0.labels), expected [N+1, N+1+K]")
             }
             let end = Int(h0.labels[0])

@@ -31,11 +31,11 @@ public struct SyntheticConfig: Sendable, Equatable {
         self.width = width; self.height = height; self.pairs = pairs; self.verificationIdentities = verificationIdentities
     }
     public func validate() throws {
-        guard identities >= 2 else { throw DataError(.spec, "synthetic.identities", "need at least 2, got \(identities)") }
-        guard imagesPerIdentity >= 1 else { throw DataError(.spec, "synthetic.images", "need at least 1, got \(imagesPerIdentity)") }
+        guard identities >= 2, identities <= 1 << 24 else { throw DataError(.spec, "synthetic.identities", "need 2...16777216, got \(identities)") }
+        guard imagesPerIdentity >= 1, imagesPerIdentity <= 1 << 16 else { throw DataError(.spec, "synthetic.images", "need 1...65536, got \(imagesPerIdentity)") }
         guard (8...1024).contains(width), (8...1024).contains(height) else { throw DataError(.spec, "synthetic.size", "\(width)x\(height) must be within 8...1024") }
-        guard pairs >= 20, pairs % 20 == 0 else { throw DataError(.spec, "synthetic.pairs", "must be a positive multiple of 20 (10 balanced folds), got \(pairs)") }
-        guard verificationIdentities >= 20 else { throw DataError(.spec, "synthetic.verify-ids", "need at least 20 (2 per fold), got \(verificationIdentities)") }
+        guard pairs >= 20, pairs % 20 == 0, pairs <= 1 << 24 else { throw DataError(.spec, "synthetic.pairs", "must be a positive multiple of 20 (10 balanced folds), got \(pairs)") }
+        guard verificationIdentities >= 20, verificationIdentities <= 1 << 24 else { throw DataError(.spec, "synthetic.verify-ids", "need at least 20 (2 per fold), got \(verificationIdentities)") }
     }
 }
 

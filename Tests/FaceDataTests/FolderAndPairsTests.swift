@@ -13,7 +13,7 @@ final class FolderAndPairsTests: XCTestCase {
         try write(Array(jpg.prefix(jpg.count / 2)), root + "/carol/cut.jpg")
         try write(try ImageCodec.encodePNG(face(1, 1, size: 30)), root + "/carol/big.png")
         try write(Array(".".utf8), root + "/carol/.hidden")
-        let f = try ImageFolder(root: root, expectedSize: (24, 24))
+        guard let f = try DataSource(parsing: "folder:\(root);size=24x24").trainingSet() as? ImageFolder else { return XCTFail() }
         XCTAssertEqual(f.classNames, ["Alice", "bob", "carol"])       // byte order: uppercase first
         XCTAssertEqual(f.count, 9)
         XCTAssertEqual(f.skipped.count, 3)

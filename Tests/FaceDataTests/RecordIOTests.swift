@@ -87,4 +87,28 @@ final class RecordIOTests: XCTestCase {
         try write(f, dir + "/f.rec")
         assertThrowsDataError(.format, containing: "label 1.5", try RecordSet(rec: dir + "/f.rec"))
     }
+    /// The face2rec2 form of the legacy layout, written by hand: vector labels [class, 1.0] on the images,
+    /// identity records, and the header record (id2 = 1) appended at the end of the file.
+    func testLegacyVectorLabelsWrittenByHand() throws {
+        let dir = try tempDir(self)
+        let imgs = try (0..<5).map { try ImageCodec.encodeJPEG(face($0 / 3, $0)) }    // classes 0,0,0,1,1
+        var rec = [UInt8](), idx = ""
+        func emit(_ key: Int, _ h: RecordIO.Header, _ img: [UInt8]) {
+            idx += "\(key)\t\(rec.count)\n"; rec += RecordIO.frame(RecordIO.pack(h, img))
+        }
+        for (i, im) in imgs.enumerated() { emit(i + 1, RecordIO.Header(id: UInt64(i + 1), labels: [Float(i / 3), 1]), im) }
+        emit(6, RecordIO.Header(id: 6, labels: [1, 4]), []); emit(7, RecordIO.Header(id: 7, labels: [4, 6]), [])
+        emit(0, RecordIO.Header(id: 0, id2: 1, labels: [6, 8]), [])
+        try write(rec, dir + "/v.rec"); try write(Array(idx.utf8), dir + "/v.idx")
+        let set = try RecordSet(rec: dir + "/v.rec")
+        XCTAssertEqual(set.layout, .legacy); XCTAssertEqual(set.count, 5); XCTAssertEqual(set.classCount, 2)
+        XCTAssertEqual(set.labels, [0, 0, 0, 1, 1])
+        XCTAssertEqual(try set.encoded(4), imgs[4])
+        // a header that promises more identities than its labels use is fine; one that promises fewer is not
+        var bad = [UInt8](), bidx = ""
+        for (i, im) in imgs.enumerated() { bidx += "\(i + 1)\t\(bad.count)\n"; bad += RecordIO.frame(RecordIO.pack(RecordIO.Header(labels: [Float(i / 3), 1]), im)) }
+        bidx += "0\t\(bad.count)\n"; bad += RecordIO.frame(RecordIO.pack(RecordIO.Header(labels: [6, 7]), []))
+        try write(bad, dir + "/w.rec"); try write(Array(bidx.utf8), dir + "/w.idx")
+        assertThrowsDataError(.format, containing: "declares 1 identities but an image has label 1", try RecordSet(rec: dir + "/w.rec"))
+    }
 }
