@@ -60,7 +60,7 @@ public final class Run {
         let src = try DataSource(parsing: cfg.data.train)
         let t = try src.trainingSet(threads: cfg.data.threads)
         if comm.isRoot, let f = t as? ImageFolder {
-            try f.writeLabels(to: dir + "/labels.txt")
+            try f.writeLabels(to: dir + "/labels.tsv")
             let report = f.scanReport()
             if !report.isEmpty { log.say(report) }
         }
@@ -74,7 +74,7 @@ public final class Run {
         let name: String
         switch src {
         case .synthetic: name = "synthetic"
-        case .bin(let path), .folder(let path, _, _, _): name = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+        case .bin(let path), .folder(let path, _, _, _, _): name = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
         case .pairs(let list, _): name = URL(fileURLWithPath: list).deletingPathExtension().lastPathComponent
         case .rec(let path): name = path
         }
