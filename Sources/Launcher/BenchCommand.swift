@@ -1,6 +1,8 @@
 // `kdtrain bench`: throughput of the full distillation step, split by phase and layer kind,
 // next to the machine's sgemm peak measured in the same run.
 import ArgumentParser
+import Dist
+import FaceData
 import Foundation
 import Model
 
@@ -22,6 +24,10 @@ struct Bench: ParsableCommand {
     var classes = 1000
     @Flag(help: "Print one JSON object instead of the table.")
     var json = false
+    @Option(help: "Also measure the data loader on this source for ~2 s (e.g. synthetic).")
+    var loader: String?
+    @Flag(help: "Distributed mode (run under mpirun -n N): all-reduce time against message size, the share of all-reduce time hidden behind the real backward, and the step time for weak scaling.")
+    var dist = false
 
     func validate() throws {
         guard NetworkConfig.presets[preset] != nil else { throw ValidationError("--preset: unknown preset '\(preset)'") }
@@ -33,11 +39,95 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
+        if dist { return try runDistributed() }
         let nThreads = threads ?? ProcessInfo.processInfo.activeProcessorCount
         Compute.setThreads(nThreads)
+        if let spec = loader {
+            let side = NetworkConfig.presets[preset]!.inputSize
+            let src = try DataSource(parsing: spec).trainingSet(threads: nThreads)
+            let r = try LoaderBenchmark.run(source: src, config: BatchConfig(height: side, width: side, threads: nThreads),
+                                            batch: batch, seconds: 2)
+            print("\(spec) at \(side)x\(side), both views: \(r)")
+        }
         let report = try BenchReport.measure(student: preset, teacher: teacher ?? (preset == "small" ? "small-teacher" : preset),
                                              batch: batch, steps: steps, classes: classes, threads: nThreads)
         print(json ? report.json : report.table)
+    }
+}
+
+extension Bench {
+    /// `mpirun -n N kdtrain bench --dist`: collective figures on every rank, printed by rank 0.
+    func runDistributed() throws {
+        let comm = try Communicator()
+        Compute.setThreads(threads ?? comm.recommendedThreads())
+        do {
+            let sc = NetworkConfig.presets[preset]!, tc = NetworkConfig.presets[teacher ?? (preset == "small" ? "small-teacher" : preset)]!
+            let out = comm.isRoot
+            if out { print("kdtrain bench --dist: \(comm.size) rank(s), \(Compute.threads) thread(s) each, OpenBLAS core \(Compute.blasCore)") }
+            let sizes = [1 << 10, 1 << 12, 1 << 14, 1 << 16, 1 << 18, 1 << 20, 1 << 22, 1 << 24]
+            let sweep = try DistBenchmark.allReduceSweep(comm, sizes: sizes, iterations: 8)
+            if out {
+                print("all-reduce (in place, sum), median of 8:")
+                for p in sweep {
+                    print(String(format: "  %9d floats %10.1f KiB  %9.3f ms  bus %.2f GB/s", p.floats, Double(p.bytes) / 1024, p.seconds * 1000, p.busGBs))
+                }
+            }
+            // The real distillation step of this preset at the per-rank batch.
+            let s = FaceModel(config: sc, classes: classes, margin: .arcFace(s: 64, m: 0.5), seed: 1, trainable: true)
+            let t = FaceModel(config: tc, classes: classes, margin: .arcFace(s: 64, m: 0.5), seed: 2, trainable: false)
+            var loss = LossConfig()
+            loss.kd = 1; loss.attentionSimilarity = 1
+            loss.attention = AttentionDistillConfig(stages: Array(0..<sc.depths.count), channel: sc.widths == tc.widths)
+            let step = DistillationStep(student: s, teacher: t, loss: loss)
+            step.plan(batch: batch)
+            var rng = Model.SplitMix64(seed: 3 &+ UInt64(comm.rank))
+            let img = (0..<(batch * 3 * sc.inputSize * sc.inputSize)).map { _ in Float(rng.nextUnit()) * 2 - 1 }
+            let labels = (0..<batch).map { _ in Int32(rng.next() % UInt64(classes)) }
+            img.withUnsafeBufferPointer { s.net.input.loadNCHW($0.baseAddress!); t.net.input.loadNCHW($0.baseAddress!) }
+            step.teacherForward()
+            let options = ReducerOptions()
+            let ov = try DistBenchmark.overlap(comm, gradients: s.store.grads, count: s.store.paramCount, options: options,
+                                                iterations: steps) { reducer in
+                s.store.zeroGrad()
+                var failure: Error?
+                _ = labels.withUnsafeBufferPointer { lb in
+                    step.studentForwardBackward(labels: lb.baseAddress!, ready: { off in
+                        do { try reducer?.gradientsReady(from: off) } catch { failure = failure ?? error }
+                    })
+                }
+                if let failure { throw failure }
+            }
+            let sgd = SGD(store: s.store, config: SGDConfig())
+            let reducer = try GradientReducer(communicator: comm, gradients: s.store.grads, count: s.store.paramCount, options: options)
+            let stepSeconds = try DistBenchmark.stepTime(comm, iterations: steps) {
+                step.teacherForward()
+                s.store.zeroGrad()
+                var failure: Error?
+                _ = labels.withUnsafeBufferPointer { lb in
+                    step.studentForwardBackward(labels: lb.baseAddress!, ready: { off in
+                        do { try reducer.gradientsReady(from: off) } catch { failure = failure ?? error }
+                    })
+                }
+                if let failure { throw failure }
+                try reducer.finish()
+                sgd.step(lr: 0.01)
+            }
+            if out {
+                print(String(format: "gradients: %d floats (%.1f MiB) in %d bucket(s)", ov.floats, Double(ov.floats) * 4 / 1048576, ov.buckets))
+                print(String(format: "student forward+backward %.1f ms, blocking all-reduce %.1f ms, sequential %.1f ms, overlapped %.1f ms",
+                             ov.computeSeconds * 1000, ov.allReduceSeconds * 1000, ov.sequentialSeconds * 1000, ov.overlappedSeconds * 1000))
+                print(String(format: "all-reduce hidden behind backward: %.0f%% (median), %.0f%% (best iterations); exposed in finish(): %.0f%%",
+                             ov.hiddenFraction * 100, ov.hiddenFractionBest * 100, ov.exposedFraction * 100))
+                print(String(format: "full distillation step (%@ student, %@ teacher, %d images per rank): %.1f ms, %.1f images/s per rank, %.1f images/s in all",
+                             preset, teacher ?? (preset == "small" ? "small-teacher" : preset), batch, stepSeconds * 1000,
+                             Double(batch) / stepSeconds, Double(batch * comm.size) / stepSeconds))
+                print("weak scaling: compare this step time with `mpirun -n 1 kdtrain bench --dist` at the same --batch and --threads (efficiency = t1 / tN)")
+            }
+            try comm.finalize()
+        } catch {
+            if comm.size > 1 { comm.abortJob(message: "kdtrain bench: \(error)") }
+            throw error
+        }
     }
 }
 
@@ -68,7 +158,7 @@ struct BenchReport {
         let step = DistillationStep(student: s, teacher: t, loss: loss)
         step.plan(batch: batch)
         let sgd = SGD(store: s.store, config: SGDConfig())
-        var rng = SplitMix64(seed: 3)
+        var rng = Model.SplitMix64(seed: 3)
         let img = (0..<(batch * 3 * sc.inputSize * sc.inputSize)).map { _ in Float(rng.nextUnit()) * 2 - 1 }
         let labels = (0..<batch).map { _ in Int32(rng.next() % UInt64(classes)) }
         img.withUnsafeBufferPointer { s.net.input.loadNCHW($0.baseAddress!); t.net.input.loadNCHW($0.baseAddress!) }
