@@ -162,3 +162,19 @@ struct Ablation: ParsableCommand {
         }
     }
 }
+
+struct ShowConfig: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "config",
+        abstract: "Print the effective configuration (defaults, then --config, then --set) as JSON and check it.")
+    @OptionGroup var options: RunOptions
+    @Option(help: "Ranks to validate the configuration for.")
+    var ranks = 1
+    func run() throws {
+        let cfg = try RunConfig.load(file: options.config, overrides: options.overrides)
+        print(cfg.json)
+        let problems = cfg.problems(worldSize: ranks)
+        for p in problems { FileHandle.standardError.write(Data("invalid option: \(p)\n".utf8)) }
+        if !problems.isEmpty { throw ExitCode.failure }
+    }
+}

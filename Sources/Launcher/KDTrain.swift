@@ -11,7 +11,7 @@ struct KDTrain: ParsableCommand {
         abstract: "Knowledge-distillation training of low-quality face recognition, data-parallel over MPI.",
         version: kdtrainVersion,
         subcommands: [RunPipeline.self, TrainTeacher.self, Distill.self, Average.self, Evaluate.self, Ablation.self,
-                      Pack.self, Bench.self],
+                      ShowConfig.self, Pack.self, Bench.self],
         defaultSubcommand: RunPipeline.self)
 
     static func main() {
