@@ -1,0 +1,375 @@
+// Direct convolution in the CNHW layout for convolutions with few channels per group
+// (CBAM's 2->1 7x7 spatial conv, ResNeXt's grouped 3x3 with group width 4 or 8), where
+// im2col + sgemm writes a (Cig*K*K, L) column matrix for a GEMV-sized computation.
+//
+// Legend: N batch, Ci/Co channels, G groups, Cig = Ci/G, Cog = Co/G, K kernel, s stride, p pad,
+// H x W input plane, Ho x Wo output plane, Hp = H + 2p, Wp = W + 2p (zero-padded plane),
+// OB output channels per register block, TW output columns per register tile.
+//
+// Padding: the input planes are first copied into a zero-padded buffer xp (Ci, N, Hp, Wp)
+// (one pass, ~1x the input, instead of K*K x for im2col), so the inner loops have no bounds
+// checks and no branches at all.
+//
+// forward          y[oc][n][oy][ox] = sum_{ci,ky,kx} w[oc][ci][ky][kx] xp[ci][n][oy*s+ky][ox*s+kx]
+//                  Items (g, n) on the worker pool; per item, blocks of OB output channels x
+//                  TW columns of one output row are accumulated in registers over all taps.
+// backward input   stride 1: dx += conv(dyp, w') where dyp is dy zero-padded by K-1-p and
+//                  w'[ci][oc][ky][kx] = w[oc][ci][K-1-ky][K-1-kx] (the same tile kernel).
+//                  stride > 1: scatter into a zero-padded dxp per (g, n), then dx += interior.
+// backward weight  dw[oc][ci][ky][kx] += sum_{n,oy,ox} dy[oc][n][oy][ox] xp[ci][n][oy*s+ky][ox*s+kx]
+//                  Items (g, image block) with a FIXED number of image blocks (min(N, 8)), each
+//                  writing its own partial sums; partials are then added in block order. The
+//                  result does not depend on the thread count.
+//
+// Every kernel body is compiled twice: for AVX2+FMA (target attribute, chosen at run time by
+// kd_cpu_supports_avx2_fma) and for the baseline ISA. The compile flags (-O3, no -march) stay
+// as Package.swift sets them.
+#include "kdkernels.h"
+#include <string.h>
+
+#define KD_CD_MAX_BLOCKS 8          // image blocks of the weight-gradient reduction
+#define KD_CD_INLINE static inline __attribute__((always_inline))
+
+static int kd_cd_avx2 = -1;         // -1 unknown, else kd_cpu_supports_avx2_fma()
+static int kd_cd_use_avx2(void) {
+    if (kd_cd_avx2 < 0) kd_cd_avx2 = kd_cpu_supports_avx2_fma();
+    return kd_cd_avx2;
+}
+
+static long kd_cd_slack(int stride) { return 16L * stride + 64; }
+
+static int kd_cd_blocks(int N) { return N < KD_CD_MAX_BLOCKS ? N : KD_CD_MAX_BLOCKS; }
+
+// ---- zero padding ---------------------------------------------------------------------------
+typedef struct { const float *src; float *dst; int H, W, top, left, Hp, Wp; } kd_cd_pad_args;
+
+static void kd_cd_pad_range(void *vctx, long p0, long p1) {
+    const kd_cd_pad_args *a = vctx;
+    const long plane = (long)a->H * a->W, pplane = (long)a->Hp * a->Wp;
+    for (long pl = p0; pl < p1; pl++) {
+        const float *s = a->src + pl * plane;
+        float *d = a->dst + pl * pplane;
+        memset(d, 0, sizeof(float) * (size_t)a->Wp * a->top);
+        for (int y = 0; y < a->H; y++) {
+            float *row = d + (long)(y + a->top) * a->Wp;
+            memset(row, 0, sizeof(float) * a->left);
+            memcpy(row + a->left, s + (long)y * a->W, sizeof(float) * a->W);
+            memset(row + a->left + a->W, 0, sizeof(float) * (a->Wp - a->left - a->W));
+        }
+        long done = (long)(a->top + a->H) * a->Wp;
+        memset(d + done, 0, sizeof(float) * (pplane - done));
+    }
+}
+
+/// dst (planes, Hp, Wp) = src (planes, H, W) placed at (top, left), zeros elsewhere; plus a zeroed
+/// slack after the last plane (the tile kernel's masked last tile reads past a row end).
+static void kd_cd_pad(const float *src, float *dst, long planes, int H, int W, int top, int left,
+                      int Hp, int Wp, long slack) {
+    kd_cd_pad_args a = { src, dst, H, W, top, left, Hp, Wp };
+    long pplane = (long)Hp * Wp;
+    long grain = pplane >= 4096 ? 1 : (4096 + pplane - 1) / pplane;
+    kd_parallel_for(planes, grain, kd_cd_pad_range, &a);
+    memset(dst + planes * pplane, 0, sizeof(float) * slack);
+}
+
+// ---- the tile kernel: y (Cout, N, Ho, Wo) (+)= conv(xp (Cin, N, Hp, Wp), w (Cout, CinG, K, K)) ----
+typedef struct {
+    const float *xp; const float *w; float *y;
+    int Cin, Cout, G, N, Hp, Wp, K, s, Ho, Wo, accumulate;
+} kd_cd_tile_args;
+
+// OB output channels x TW columns starting at (oy, ox0); `valid` columns are stored (<= TW).
+// S is the stride (a constant after inlining for S = 1, 2; 0 means use `s`).
+KD_CD_INLINE void kd_cd_tile(const kd_cd_tile_args *a, const float *xg, const float *wb, float *yb,
+                             int oy, int ox0, int valid, int OB, int TW, int S) {
+    const int s = S ? S : a->s, K = a->K, cing = a->Cin / a->G;
+    const long pplane = (long)a->Hp * a->Wp, inStride = (long)a->N * pplane;   // next input channel
+    const long kk = (long)K * K, wStride = (long)cing * kk;                     // next output channel
+    const long outStride = (long)a->N * a->Ho * a->Wo;
+    float acc[8][32];
+    for (int o = 0; o < OB; o++) for (int j = 0; j < TW; j++) acc[o][j] = 0.f;
+    for (int ci = 0; ci < cing; ci++) {
+        const float *xc = xg + ci * inStride + (long)oy * s * a->Wp + (long)ox0 * s;
+        const float *wc = wb + ci * kk;
+        for (int ky = 0; ky < K; ky++) {
+            const float *row = xc + (long)ky * a->Wp;
+            for (int kx = 0; kx < K; kx++) {
+                const float *r = row + kx;
+                for (int o = 0; o < OB; o++) {
+                    const float wv = wc[o * wStride + ky * K + kx];
+                    for (int j = 0; j < TW; j++) acc[o][j] += wv * r[j * s];
+                }
+            }
+        }
+    }
+    const long orow = (long)oy * a->Wo + ox0;
+    for (int o = 0; o < OB; o++) {
+        float *yr = yb + o * outStride + orow;
+        if (valid == TW) {
+            if (a->accumulate) { for (int j = 0; j < TW; j++) yr[j] += acc[o][j]; }
+            else { for (int j = 0; j < TW; j++) yr[j] = acc[o][j]; }
+        } else {
+            if (a->accumulate) { for (int j = 0; j < valid; j++) yr[j] += acc[o][j]; }
+            else { for (int j = 0; j < valid; j++) yr[j] = acc[o][j]; }
+        }
+    }
+}
+
+// One (group, image) item: all output channels of the group, all rows.
+KD_CD_INLINE void kd_cd_tile_item(const kd_cd_tile_args *a, long item, int OB, int TW, int S) {
+    const int g = (int)(item / a->N), n = (int)(item % a->N);
+    const int cing = a->Cin / a->G, coutg = a->Cout / a->G, K = a->K;
+    const long pplane = (long)a->Hp * a->Wp, oplane = (long)a->Ho * a->Wo;
+    const float *xg = a->xp + ((long)g * cing * a->N + n) * pplane;
+    for (int ob = 0; ob < coutg; ob += OB) {
+        const int oc = g * coutg + ob;
+        const float *wb = a->w + (long)oc * cing * K * K;
+        float *yb = a->y + ((long)oc * a->N + n) * oplane;
+        for (int oy = 0; oy < a->Ho; oy++) {
+            int ox = 0;
+            for (; ox + TW <= a->Wo; ox += TW) kd_cd_tile(a, xg, wb, yb, oy, ox, TW, OB, TW, S);
+            for (; ox + 8 <= a->Wo; ox += 8) kd_cd_tile(a, xg, wb, yb, oy, ox, 8, OB, 8, S);
+            if (ox < a->Wo) kd_cd_tile(a, xg, wb, yb, oy, ox, a->Wo - ox, OB, 8, S);
+        }
+    }
+}
+
+// Register blocks: OB = 4 x TW = 16 (8 accumulator vectors), OB = 2 or 1 x TW = 32.
+KD_CD_INLINE void kd_cd_tile_range_body(void *vctx, long i0, long i1) {
+    const kd_cd_tile_args *a = vctx;
+    const int coutg = a->Cout / a->G;
+    for (long it = i0; it < i1; it++) {
+        if (coutg % 4 == 0) {
+            if (a->s == 1) kd_cd_tile_item(a, it, 4, 16, 1);
+            else if (a->s == 2) kd_cd_tile_item(a, it, 4, 16, 2);
+            else kd_cd_tile_item(a, it, 4, 16, 0);
+        } else if (coutg % 2 == 0) {
+            if (a->s == 1) kd_cd_tile_item(a, it, 2, 32, 1);
+            else kd_cd_tile_item(a, it, 2, 32, 0);
+        } else {
+            if (a->s == 1) kd_cd_tile_item(a, it, 1, 32, 1);
+            else kd_cd_tile_item(a, it, 1, 32, 0);
+        }
+    }
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma")))
+static void kd_cd_tile_range_avx2(void *c, long b, long e) { kd_cd_tile_range_body(c, b, e); }
+#endif
+static void kd_cd_tile_range_base(void *c, long b, long e) { kd_cd_tile_range_body(c, b, e); }
+
+static void kd_cd_tile_run(kd_cd_tile_args *a) {
+    kd_range_fn fn = kd_cd_tile_range_base;
+#if defined(__x86_64__)
+    if (kd_cd_use_avx2()) fn = kd_cd_tile_range_avx2;
+#endif
+    kd_parallel_for((long)a->G * a->N, 1, fn, a);
+}
+
+// ---- public entry points ------------------------------------------------------------------------
+static long kd_cd_xp_floats(int Ci, int N, int H, int W, int pad, int stride) {
+    return (long)Ci * N * (H + 2L * pad) * (W + 2L * pad) + kd_cd_slack(stride);
+}
+
+size_t kd_conv_direct_scratch(int Ci, int Co, int G, int N, int H, int W, int K, int stride, int pad,
+                              int Ho, int Wo) {
+    long taps = (long)Co * (Ci / G) * K * K;
+    long fwd = kd_cd_xp_floats(Ci, N, H, W, pad, stride);
+    long bwdW = fwd + (long)kd_cd_blocks(N) * taps;
+    long bwdX;
+    if (stride == 1) {
+        int q = K - 1 - pad;
+        bwdX = (long)Co * N * (Ho + 2L * q) * (Wo + 2L * q) + kd_cd_slack(1) + taps;
+    } else {
+        bwdX = (long)Ci * N * (H + 2L * pad) * (W + 2L * pad);
+    }
+    long m = fwd > bwdW ? fwd : bwdW;
+    if (bwdX > m) m = bwdX;
+    return (size_t)m;
+}
+
+void kd_conv_direct_forward(const float *x, const float *w, float *y, float *scratch,
+                            int Ci, int Co, int G, int N, int H, int W, int K, int stride, int pad,
+                            int Ho, int Wo) {
+    const int Hp = H + 2 * pad, Wp = W + 2 * pad;
+    kd_cd_pad(x, scratch, (long)Ci * N, H, W, pad, pad, Hp, Wp, kd_cd_slack(stride));
+    kd_cd_tile_args a = { scratch, w, y, Ci, Co, G, N, Hp, Wp, K, stride, Ho, Wo, 0 };
+    kd_cd_tile_run(&a);
+}
+
+// ---- backward input, stride > 1: scatter into zero-padded dxp ----------------------------------
+typedef struct {
+    const float *dy; const float *w; float *dx; float *dxp;
+    int Ci, Co, G, N, H, W, K, s, pad, Ho, Wo;
+} kd_cd_scatter_args;
+
+KD_CD_INLINE void kd_cd_scatter_range_body(void *vctx, long i0, long i1) {
+    const kd_cd_scatter_args *a = vctx;
+    const int cig = a->Ci / a->G, cog = a->Co / a->G, K = a->K, s = a->s;
+    const int Hp = a->H + 2 * a->pad, Wp = a->W + 2 * a->pad;
+    const long pplane = (long)Hp * Wp, plane = (long)a->H * a->W, oplane = (long)a->Ho * a->Wo;
+    const long kk = (long)K * K;
+    for (long it = i0; it < i1; it++) {
+        const int g = (int)(it / a->N), n = (int)(it % a->N);
+        for (int ci = 0; ci < cig; ci++) {
+            const int c = g * cig + ci;
+            float *d = a->dxp + ((long)c * a->N + n) * pplane;      // own plane: no other item writes it
+            memset(d, 0, sizeof(float) * pplane);
+            for (int oc = 0; oc < cog; oc++) {
+                const int o = g * cog + oc;
+                const float *dyp = a->dy + ((long)o * a->N + n) * oplane;
+                const float *wc = a->w + ((long)o * cig + ci) * kk;
+                for (int oy = 0; oy < a->Ho; oy++) {
+                    const float *dr = dyp + (long)oy * a->Wo;
+                    for (int ky = 0; ky < K; ky++) {
+                        float *row = d + (long)(oy * s + ky) * Wp;
+                        for (int kx = 0; kx < K; kx++) {
+                            const float wv = wc[ky * K + kx];
+                            float *r = row + kx;
+                            for (int ox = 0; ox < a->Wo; ox++) r[ox * s] += wv * dr[ox];
+                        }
+                    }
+                }
+            }
+            float *dxc = a->dx + ((long)c * a->N + n) * plane;
+            for (int y = 0; y < a->H; y++) {
+                const float *src = d + (long)(y + a->pad) * Wp + a->pad;
+                float *dst = dxc + (long)y * a->W;
+                for (int x = 0; x < a->W; x++) dst[x] += src[x];
+            }
+        }
+    }
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma")))
+static void kd_cd_scatter_range_avx2(void *c, long b, long e) { kd_cd_scatter_range_body(c, b, e); }
+#endif
+static void kd_cd_scatter_range_base(void *c, long b, long e) { kd_cd_scatter_range_body(c, b, e); }
+
+void kd_conv_direct_backward_input(const float *dy, const float *w, float *dx, float *scratch,
+                                   int Ci, int Co, int G, int N, int H, int W, int K, int stride, int pad,
+                                   int Ho, int Wo) {
+    const int cig = Ci / G, cog = Co / G;
+    if (stride == 1) {
+        // dx (Ci, N, H, W) += conv of dy padded by q = K-1-p with the flipped, transposed kernel.
+        const int q = K - 1 - pad, Hq = Ho + 2 * q, Wq = Wo + 2 * q;
+        const long dypFloats = (long)Co * N * Hq * Wq + kd_cd_slack(1);
+        float *dyp = scratch, *wf = scratch + dypFloats;     // wf (Ci, Cog, K, K)
+        kd_cd_pad(dy, dyp, (long)Co * N, Ho, Wo, q, q, Hq, Wq, kd_cd_slack(1));
+        const long kk = (long)K * K;
+        for (int g = 0; g < G; g++)
+            for (int ci = 0; ci < cig; ci++)
+                for (int oc = 0; oc < cog; oc++) {
+                    const float *src = w + ((long)(g * cog + oc) * cig + ci) * kk;
+                    float *dst = wf + ((long)(g * cig + ci) * cog + oc) * kk;
+                    for (long t = 0; t < kk; t++) dst[t] = src[kk - 1 - t];
+                }
+        kd_cd_tile_args a = { dyp, wf, dx, Co, Ci, G, N, Hq, Wq, K, 1, H, W, 1 };
+        kd_cd_tile_run(&a);
+        return;
+    }
+    kd_cd_scatter_args a = { dy, w, dx, scratch, Ci, Co, G, N, H, W, K, stride, pad, Ho, Wo };
+    kd_range_fn fn = kd_cd_scatter_range_base;
+#if defined(__x86_64__)
+    if (kd_cd_use_avx2()) fn = kd_cd_scatter_range_avx2;
+#endif
+    kd_parallel_for((long)G * N, 1, fn, &a);
+}
+
+// ---- backward weight ----------------------------------------------------------------------------
+typedef struct {
+    const float *xp; const float *dy; float *part;
+    int Ci, Co, G, N, Hp, Wp, K, s, Ho, Wo, blocks;
+} kd_cd_dw_args;
+
+// Sum over one output plane of dy[oy][ox] * xp[oy*s+ky][ox*s+kx] for all kx of one (ky) row of
+// taps, added into out[kx]. Eight lanes per kx, reduced in a fixed order.
+KD_CD_INLINE void kd_cd_dw_row(const kd_cd_dw_args *a, const float *dyp, const float *xc, int ky,
+                               float *out, int KC, int S) {
+    const int s = S ? S : a->s, K = KC ? KC : a->K;
+    float lane[7][8];
+    for (int kx = 0; kx < K; kx++) for (int j = 0; j < 8; j++) lane[kx][j] = 0.f;
+    const int Wo8 = a->Wo & ~7;
+    for (int oy = 0; oy < a->Ho; oy++) {
+        const float *d = dyp + (long)oy * a->Wo;
+        const float *row = xc + (long)(oy * s + ky) * a->Wp;
+        for (int ox = 0; ox < Wo8; ox += 8) {
+            const float *r = row + (long)ox * s;
+            for (int kx = 0; kx < K; kx++)
+                for (int j = 0; j < 8; j++) lane[kx][j] += d[ox + j] * r[j * s + kx];
+        }
+        for (int ox = Wo8; ox < a->Wo; ox++) {
+            const float *r = row + (long)ox * s;
+            for (int kx = 0; kx < K; kx++) lane[kx][ox - Wo8] += d[ox] * r[kx];
+        }
+    }
+    for (int kx = 0; kx < K; kx++) {
+        float t = ((lane[kx][0] + lane[kx][4]) + (lane[kx][1] + lane[kx][5]))
+                + ((lane[kx][2] + lane[kx][6]) + (lane[kx][3] + lane[kx][7]));
+        out[kx] += t;
+    }
+}
+
+KD_CD_INLINE void kd_cd_dw_item(const kd_cd_dw_args *a, long item, int KC, int S) {
+    const int g = (int)(item / a->blocks), b = (int)(item % a->blocks);
+    const int cig = a->Ci / a->G, cog = a->Co / a->G, K = a->K;
+    const long taps = (long)a->Co * cig * K * K;
+    const int n0 = (int)((long)a->N * b / a->blocks), n1 = (int)((long)a->N * (b + 1) / a->blocks);
+    const long pplane = (long)a->Hp * a->Wp, oplane = (long)a->Ho * a->Wo;
+    float *part = a->part + b * taps + (long)g * cog * cig * K * K;   // this group's taps, block b
+    memset(part, 0, sizeof(float) * (size_t)cog * cig * K * K);
+    for (int n = n0; n < n1; n++)
+        for (int oc = 0; oc < cog; oc++) {
+            const float *dyp = a->dy + ((long)(g * cog + oc) * a->N + n) * oplane;
+            for (int ci = 0; ci < cig; ci++) {
+                const float *xc = a->xp + ((long)(g * cig + ci) * a->N + n) * pplane;
+                float *out = part + ((long)oc * cig + ci) * K * K;
+                for (int ky = 0; ky < K; ky++) kd_cd_dw_row(a, dyp, xc, ky, out + ky * K, KC, S);
+            }
+        }
+}
+
+KD_CD_INLINE void kd_cd_dw_range_body(void *vctx, long i0, long i1) {
+    const kd_cd_dw_args *a = vctx;
+    for (long it = i0; it < i1; it++) {
+        if (a->s == 1) {
+            if (a->K == 3) kd_cd_dw_item(a, it, 3, 1);
+            else if (a->K == 7) kd_cd_dw_item(a, it, 7, 1);
+            else kd_cd_dw_item(a, it, 0, 1);
+        } else if (a->s == 2) {
+            if (a->K == 3) kd_cd_dw_item(a, it, 3, 2);
+            else kd_cd_dw_item(a, it, 0, 2);
+        } else {
+            kd_cd_dw_item(a, it, 0, 0);
+        }
+    }
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma")))
+static void kd_cd_dw_range_avx2(void *c, long b, long e) { kd_cd_dw_range_body(c, b, e); }
+#endif
+static void kd_cd_dw_range_base(void *c, long b, long e) { kd_cd_dw_range_body(c, b, e); }
+
+void kd_conv_direct_backward_weight(const float *x, const float *dy, float *dw, float *scratch,
+                                    int Ci, int Co, int G, int N, int H, int W, int K, int stride, int pad,
+                                    int Ho, int Wo) {
+    const int Hp = H + 2 * pad, Wp = W + 2 * pad;
+    const long xpFloats = kd_cd_xp_floats(Ci, N, H, W, pad, stride);
+    kd_cd_pad(x, scratch, (long)Ci * N, H, W, pad, pad, Hp, Wp, kd_cd_slack(stride));
+    const int blocks = kd_cd_blocks(N);
+    kd_cd_dw_args a = { scratch, dy, scratch + xpFloats, Ci, Co, G, N, Hp, Wp, K, stride, Ho, Wo, blocks };
+    kd_range_fn fn = kd_cd_dw_range_base;
+#if defined(__x86_64__)
+    if (kd_cd_use_avx2()) fn = kd_cd_dw_range_avx2;
+#endif
+    kd_parallel_for((long)G * blocks, 1, fn, &a);
+    // dw += partials in block order (fixed, independent of the thread count).
+    const long taps = (long)Co * (Ci / G) * K * K;
+    for (int b = 0; b < blocks; b++) {
+        const float *p = a.part + b * taps;
+        for (long t = 0; t < taps; t++) dw[t] += p[t];
+    }
+}
