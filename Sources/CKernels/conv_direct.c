@@ -4,7 +4,7 @@
 //
 // Legend: N batch, Ci/Co channels, G groups, Cig = Ci/G, Cog = Co/G, K kernel, s stride, p pad,
 // H x W input plane, Ho x Wo output plane, Hp = H + 2p, Wp = W + 2p (zero-padded plane),
-// OB output channels per register block, TW output columns per register tile.
+// OB output channels per register block, TV 8-float vectors per output row tile.
 //
 // Padding: the input planes are first copied into a zero-padded buffer xp (Ci, N, Hp, Wp)
 // (one pass, ~1x the input, instead of K*K x for im2col), so the inner loops have no bounds
@@ -12,7 +12,7 @@
 //
 // forward          y[oc][n][oy][ox] = sum_{ci,ky,kx} w[oc][ci][ky][kx] xp[ci][n][oy*s+ky][ox*s+kx]
 //                  Items (g, n) on the worker pool; per item, blocks of OB output channels x
-//                  TW columns of one output row are accumulated in registers over all taps.
+//                  TV*8 columns of one output row are accumulated in registers over all taps.
 // backward input   stride 1: dx += conv(dyp, w') where dyp is dy zero-padded by K-1-p and
 //                  w'[ci][oc][ky][kx] = w[oc][ci][K-1-ky][K-1-kx] (the same tile kernel).
 //                  stride > 1: scatter into a zero-padded dxp per (g, n), then dx += interior.
@@ -27,6 +27,9 @@
 #include "kdkernels.h"
 #include <string.h>
 
+// kd_v8 values only cross always-inline helpers, never a real call boundary.
+#pragma clang diagnostic ignored "-Wpsabi"
+
 #define KD_CD_MAX_BLOCKS 8          // image blocks of the weight-gradient reduction
 #define KD_CD_INLINE static inline __attribute__((always_inline))
 
@@ -37,6 +40,8 @@ static int kd_cd_use_avx2(void) {
 }
 
 static long kd_cd_slack(int stride) { return 16L * stride + 64; }
+
+static long kd_cd_scatter_item_floats(int Cig, int H, int W, int pad);
 
 static int kd_cd_blocks(int N) { return N < KD_CD_MAX_BLOCKS ? N : KD_CD_MAX_BLOCKS; }
 
@@ -72,32 +77,50 @@ static void kd_cd_pad(const float *src, float *dst, long planes, int H, int W, i
     memset(dst + planes * pplane, 0, sizeof(float) * slack);
 }
 
+// ---- 8-float vectors (GCC/Clang vector extensions: ymm under avx2, two xmm otherwise) -------------
+typedef float kd_v8 __attribute__((vector_size(32)));
+typedef float kd_v8u __attribute__((vector_size(32), aligned(4), may_alias));
+KD_CD_INLINE kd_v8 kd_ld(const float *p) { return *(const kd_v8u *)p; }
+KD_CD_INLINE void kd_st(float *p, kd_v8 v) { *(kd_v8u *)p = v; }
+KD_CD_INLINE kd_v8 kd_splat(float f) { return (kd_v8){ f, f, f, f, f, f, f, f }; }
+/// p[0], p[S], ..., p[7S] for S = 1 or 2 (stride 2: two loads and a shuffle; reads p[0..15]).
+KD_CD_INLINE kd_v8 kd_ld_s(const float *p, int S) {
+    if (S == 1) return kd_ld(p);
+    kd_v8 a = kd_ld(p), b = kd_ld(p + 8);
+    return __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14);
+}
+/// Lanes summed in a fixed order.
+KD_CD_INLINE float kd_hsum(kd_v8 v) {
+    return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
+}
+
 // ---- the tile kernel: y (Cout, N, Ho, Wo) (+)= conv(xp (Cin, N, Hp, Wp), w (Cout, CinG, K, K)) ----
 typedef struct {
     const float *xp; const float *w; float *y;
     int Cin, Cout, G, N, Hp, Wp, K, s, Ho, Wo, accumulate;
 } kd_cd_tile_args;
 
-// OB output channels x TW columns starting at (oy, ox0); `valid` columns are stored (<= TW).
-// S is the stride (a constant after inlining for S = 1, 2; 0 means use `s`).
+// OB output channels x TV*8 columns starting at (oy, ox0), accumulated in OB*TV vector registers
+// over all Cin/G*K*K taps; `valid` columns are stored (< 8 only with TV = 1). S: stride (1, 2).
 KD_CD_INLINE void kd_cd_tile(const kd_cd_tile_args *a, const float *xg, const float *wb, float *yb,
-                             int oy, int ox0, int valid, int OB, int TW, int S) {
-    const int s = S ? S : a->s, K = a->K, cing = a->Cin / a->G;
+                             int oy, int ox0, int valid, int OB, int TV, int S) {
+    const int K = a->K, cing = a->Cin / a->G;
     const long pplane = (long)a->Hp * a->Wp, inStride = (long)a->N * pplane;   // next input channel
     const long kk = (long)K * K, wStride = (long)cing * kk;                     // next output channel
     const long outStride = (long)a->N * a->Ho * a->Wo;
-    float acc[8][32];
-    for (int o = 0; o < OB; o++) for (int j = 0; j < TW; j++) acc[o][j] = 0.f;
+    kd_v8 acc[4][4];
+    for (int o = 0; o < OB; o++) for (int t = 0; t < TV; t++) acc[o][t] = kd_splat(0.f);
     for (int ci = 0; ci < cing; ci++) {
-        const float *xc = xg + ci * inStride + (long)oy * s * a->Wp + (long)ox0 * s;
+        const float *xc = xg + ci * inStride + (long)oy * S * a->Wp + (long)ox0 * S;
         const float *wc = wb + ci * kk;
         for (int ky = 0; ky < K; ky++) {
             const float *row = xc + (long)ky * a->Wp;
             for (int kx = 0; kx < K; kx++) {
-                const float *r = row + kx;
+                kd_v8 xv[4];
+                for (int t = 0; t < TV; t++) xv[t] = kd_ld_s(row + kx + 8 * S * t, S);
                 for (int o = 0; o < OB; o++) {
-                    const float wv = wc[o * wStride + ky * K + kx];
-                    for (int j = 0; j < TW; j++) acc[o][j] += wv * r[j * s];
+                    const kd_v8 wv = kd_splat(wc[o * wStride + ky * K + kx]);
+                    for (int t = 0; t < TV; t++) acc[o][t] += wv * xv[t];
                 }
             }
         }
@@ -105,18 +128,19 @@ KD_CD_INLINE void kd_cd_tile(const kd_cd_tile_args *a, const float *xg, const fl
     const long orow = (long)oy * a->Wo + ox0;
     for (int o = 0; o < OB; o++) {
         float *yr = yb + o * outStride + orow;
-        if (valid == TW) {
-            if (a->accumulate) { for (int j = 0; j < TW; j++) yr[j] += acc[o][j]; }
-            else { for (int j = 0; j < TW; j++) yr[j] = acc[o][j]; }
+        if (valid == 8 * TV) {
+            for (int t = 0; t < TV; t++) kd_st(yr + 8 * t, a->accumulate ? kd_ld(yr + 8 * t) + acc[o][t] : acc[o][t]);
         } else {
-            if (a->accumulate) { for (int j = 0; j < valid; j++) yr[j] += acc[o][j]; }
-            else { for (int j = 0; j < valid; j++) yr[j] = acc[o][j]; }
+            float tmp[8];
+            kd_st(tmp, acc[o][0]);
+            if (a->accumulate) { for (int j = 0; j < valid; j++) yr[j] += tmp[j]; }
+            else { for (int j = 0; j < valid; j++) yr[j] = tmp[j]; }
         }
     }
 }
 
 // One (group, image) item: all output channels of the group, all rows.
-KD_CD_INLINE void kd_cd_tile_item(const kd_cd_tile_args *a, long item, int OB, int TW, int S) {
+KD_CD_INLINE void kd_cd_tile_item(const kd_cd_tile_args *a, long item, int OB, int TV, int S) {
     const int g = (int)(item / a->N), n = (int)(item % a->N);
     const int cing = a->Cin / a->G, coutg = a->Cout / a->G, K = a->K;
     const long pplane = (long)a->Hp * a->Wp, oplane = (long)a->Ho * a->Wo;
@@ -127,28 +151,24 @@ KD_CD_INLINE void kd_cd_tile_item(const kd_cd_tile_args *a, long item, int OB, i
         float *yb = a->y + ((long)oc * a->N + n) * oplane;
         for (int oy = 0; oy < a->Ho; oy++) {
             int ox = 0;
-            for (; ox + TW <= a->Wo; ox += TW) kd_cd_tile(a, xg, wb, yb, oy, ox, TW, OB, TW, S);
-            for (; ox + 8 <= a->Wo; ox += 8) kd_cd_tile(a, xg, wb, yb, oy, ox, 8, OB, 8, S);
-            if (ox < a->Wo) kd_cd_tile(a, xg, wb, yb, oy, ox, a->Wo - ox, OB, 8, S);
+            for (; ox + 8 * TV <= a->Wo; ox += 8 * TV) kd_cd_tile(a, xg, wb, yb, oy, ox, 8 * TV, OB, TV, S);
+            for (; ox + 8 <= a->Wo; ox += 8) kd_cd_tile(a, xg, wb, yb, oy, ox, 8, OB, 1, S);
+            if (ox < a->Wo) kd_cd_tile(a, xg, wb, yb, oy, ox, a->Wo - ox, OB, 1, S);
         }
     }
 }
 
-// Register blocks: OB = 4 x TW = 16 (8 accumulator vectors), OB = 2 or 1 x TW = 32.
+// Register blocks: 4 channels x 16 columns, 2 x 32, or 1 x 32 (8, 8 or 4 accumulators).
 KD_CD_INLINE void kd_cd_tile_range_body(void *vctx, long i0, long i1) {
     const kd_cd_tile_args *a = vctx;
     const int coutg = a->Cout / a->G;
     for (long it = i0; it < i1; it++) {
         if (coutg % 4 == 0) {
-            if (a->s == 1) kd_cd_tile_item(a, it, 4, 16, 1);
-            else if (a->s == 2) kd_cd_tile_item(a, it, 4, 16, 2);
-            else kd_cd_tile_item(a, it, 4, 16, 0);
+            if (a->s == 1) kd_cd_tile_item(a, it, 4, 2, 1); else kd_cd_tile_item(a, it, 4, 2, 2);
         } else if (coutg % 2 == 0) {
-            if (a->s == 1) kd_cd_tile_item(a, it, 2, 32, 1);
-            else kd_cd_tile_item(a, it, 2, 32, 0);
+            if (a->s == 1) kd_cd_tile_item(a, it, 2, 4, 1); else kd_cd_tile_item(a, it, 2, 4, 2);
         } else {
-            if (a->s == 1) kd_cd_tile_item(a, it, 1, 32, 1);
-            else kd_cd_tile_item(a, it, 1, 32, 0);
+            if (a->s == 1) kd_cd_tile_item(a, it, 1, 4, 1); else kd_cd_tile_item(a, it, 1, 4, 2);
         }
     }
 }
@@ -182,7 +202,7 @@ size_t kd_conv_direct_scratch(int Ci, int Co, int G, int N, int H, int W, int K,
         int q = K - 1 - pad;
         bwdX = (long)Co * N * (Ho + 2L * q) * (Wo + 2L * q) + kd_cd_slack(1) + taps;
     } else {
-        bwdX = (long)Ci * N * (H + 2L * pad) * (W + 2L * pad);
+        bwdX = (long)G * N * kd_cd_scatter_item_floats(Ci / G, H, W, pad);
     }
     long m = fwd > bwdW ? fwd : bwdW;
     if (bwdX > m) m = bwdX;
@@ -198,47 +218,83 @@ void kd_conv_direct_forward(const float *x, const float *w, float *y, float *scr
     kd_cd_tile_run(&a);
 }
 
-// ---- backward input, stride > 1: scatter into zero-padded dxp ----------------------------------
+// ---- backward input, stride 2: scatter into a zero-padded dxp per (g, n) -------------------------
+// dxp for item (g, n) is Cig planes of Hp x Wp plus slack, owned by that item alone (the vector
+// read-modify-writes may touch one float past a row end; with per-item slack no other item's
+// plane is ever touched).
 typedef struct {
     const float *dy; const float *w; float *dx; float *dxp;
     int Ci, Co, G, N, H, W, K, s, pad, Ho, Wo;
 } kd_cd_scatter_args;
 
-KD_CD_INLINE void kd_cd_scatter_range_body(void *vctx, long i0, long i1) {
-    const kd_cd_scatter_args *a = vctx;
-    const int cig = a->Ci / a->G, cog = a->Co / a->G, K = a->K, s = a->s;
+static long kd_cd_scatter_item_floats(int Cig, int H, int W, int pad) {
+    return (long)Cig * (H + 2L * pad) * (W + 2L * pad) + 64;
+}
+
+// Stride 2: taps kx and kx+1 of one output column land on adjacent dxp columns, so for each pair
+// the two products are interleaved into 16 contiguous floats. OB output channels are summed
+// before each read-modify-write.
+KD_CD_INLINE void kd_cd_scatter_item(const kd_cd_scatter_args *a, long it, int OB) {
+    const int cig = a->Ci / a->G, cog = a->Co / a->G, K = a->K;
     const int Hp = a->H + 2 * a->pad, Wp = a->W + 2 * a->pad;
     const long pplane = (long)Hp * Wp, plane = (long)a->H * a->W, oplane = (long)a->Ho * a->Wo;
     const long kk = (long)K * K;
-    for (long it = i0; it < i1; it++) {
-        const int g = (int)(it / a->N), n = (int)(it % a->N);
-        for (int ci = 0; ci < cig; ci++) {
-            const int c = g * cig + ci;
-            float *d = a->dxp + ((long)c * a->N + n) * pplane;      // own plane: no other item writes it
-            memset(d, 0, sizeof(float) * pplane);
-            for (int oc = 0; oc < cog; oc++) {
-                const int o = g * cog + oc;
-                const float *dyp = a->dy + ((long)o * a->N + n) * oplane;
-                const float *wc = a->w + ((long)o * cig + ci) * kk;
-                for (int oy = 0; oy < a->Ho; oy++) {
-                    const float *dr = dyp + (long)oy * a->Wo;
-                    for (int ky = 0; ky < K; ky++) {
-                        float *row = d + (long)(oy * s + ky) * Wp;
-                        for (int kx = 0; kx < K; kx++) {
-                            const float wv = wc[ky * K + kx];
-                            float *r = row + kx;
-                            for (int ox = 0; ox < a->Wo; ox++) r[ox * s] += wv * dr[ox];
+    const int g = (int)(it / a->N), n = (int)(it % a->N);
+    const int Wo8 = a->Wo & ~7;
+    float *dxi = a->dxp + it * kd_cd_scatter_item_floats(cig, a->H, a->W, a->pad);
+    for (int ci = 0; ci < cig; ci++) {
+        const int c = g * cig + ci;
+        float *d = dxi + ci * pplane;
+        memset(d, 0, sizeof(float) * pplane);
+        for (int ob = 0; ob < cog; ob += OB) {
+            const float *dyo[4]; const float *wo[4];
+            for (int o = 0; o < OB; o++) {
+                const int oc = g * cog + ob + o;
+                dyo[o] = a->dy + ((long)oc * a->N + n) * oplane;
+                wo[o] = a->w + ((long)oc * cig + ci) * kk;
+            }
+            for (int oy = 0; oy < a->Ho; oy++) {
+                for (int ky = 0; ky < K; ky++) {
+                    float *row = d + (long)(oy * 2 + ky) * Wp;
+                    for (int ox = 0; ox < Wo8; ox += 8) {
+                        kd_v8 dv[4];
+                        for (int o = 0; o < OB; o++) dv[o] = kd_ld(dyo[o] + (long)oy * a->Wo + ox);
+                        for (int kx = 0; kx < K; kx += 2) {
+                            kd_v8 e = kd_splat(0.f), f = kd_splat(0.f);
+                            for (int o = 0; o < OB; o++) e += kd_splat(wo[o][ky * K + kx]) * dv[o];
+                            if (kx + 1 < K)
+                                for (int o = 0; o < OB; o++) f += kd_splat(wo[o][ky * K + kx + 1]) * dv[o];
+                            kd_v8 lo = __builtin_shufflevector(e, f, 0, 8, 1, 9, 2, 10, 3, 11);
+                            kd_v8 hi = __builtin_shufflevector(e, f, 4, 12, 5, 13, 6, 14, 7, 15);
+                            float *p = row + 2L * ox + kx;
+                            kd_st(p, kd_ld(p) + lo);
+                            kd_st(p + 8, kd_ld(p + 8) + hi);
                         }
                     }
+                    for (int ox = Wo8; ox < a->Wo; ox++)
+                        for (int kx = 0; kx < K; kx++) {
+                            float acc = 0.f;
+                            for (int o = 0; o < OB; o++) acc += wo[o][ky * K + kx] * dyo[o][(long)oy * a->Wo + ox];
+                            row[2L * ox + kx] += acc;
+                        }
                 }
             }
-            float *dxc = a->dx + ((long)c * a->N + n) * plane;
-            for (int y = 0; y < a->H; y++) {
-                const float *src = d + (long)(y + a->pad) * Wp + a->pad;
-                float *dst = dxc + (long)y * a->W;
-                for (int x = 0; x < a->W; x++) dst[x] += src[x];
-            }
         }
+        float *dxc = a->dx + ((long)c * a->N + n) * plane;
+        for (int y = 0; y < a->H; y++) {
+            const float *src = d + (long)(y + a->pad) * Wp + a->pad;
+            float *dst = dxc + (long)y * a->W;
+            for (int x = 0; x < a->W; x++) dst[x] += src[x];
+        }
+    }
+}
+
+KD_CD_INLINE void kd_cd_scatter_range_body(void *vctx, long i0, long i1) {
+    const kd_cd_scatter_args *a = vctx;
+    const int cog = a->Co / a->G;
+    for (long it = i0; it < i1; it++) {
+        if (cog % 4 == 0) kd_cd_scatter_item(a, it, 4);
+        else kd_cd_scatter_item(a, it, 1);
     }
 }
 
@@ -284,66 +340,73 @@ typedef struct {
     int Ci, Co, G, N, Hp, Wp, K, s, Ho, Wo, blocks;
 } kd_cd_dw_args;
 
-// Sum over one output plane of dy[oy][ox] * xp[oy*s+ky][ox*s+kx] for all kx of one (ky) row of
-// taps, added into out[kx]. Eight lanes per kx, reduced in a fixed order.
-KD_CD_INLINE void kd_cd_dw_row(const kd_cd_dw_args *a, const float *dyp, const float *xc, int ky,
-                               float *out, int KC, int S) {
-    const int s = S ? S : a->s, K = KC ? KC : a->K;
-    float lane[7][8];
-    for (int kx = 0; kx < K; kx++) for (int j = 0; j < 8; j++) lane[kx][j] = 0.f;
+// For OB output channels and one ky: out[o][kx] += sum over the plane of dy_o[oy][ox] *
+// xp[oy*S+ky][ox*S+kx] for all kx < K. OB*K vector accumulators (8 lanes each, summed in a fixed
+// order at the end), one dy load per channel and one xp load per kx per 8 columns.
+KD_CD_INLINE void kd_cd_dw_rows(const kd_cd_dw_args *a, const float *const *dyo, const float *xc, int ky,
+                                float *const *out, int OB, int K, int S) {
+    kd_v8 lane[4][7];
+    float tail[4][7];
+    for (int o = 0; o < OB; o++) for (int kx = 0; kx < K; kx++) { lane[o][kx] = kd_splat(0.f); tail[o][kx] = 0.f; }
     const int Wo8 = a->Wo & ~7;
     for (int oy = 0; oy < a->Ho; oy++) {
-        const float *d = dyp + (long)oy * a->Wo;
-        const float *row = xc + (long)(oy * s + ky) * a->Wp;
+        const float *row = xc + (long)(oy * S + ky) * a->Wp;
+        const long drow = (long)oy * a->Wo;
         for (int ox = 0; ox < Wo8; ox += 8) {
-            const float *r = row + (long)ox * s;
-            for (int kx = 0; kx < K; kx++)
-                for (int j = 0; j < 8; j++) lane[kx][j] += d[ox + j] * r[j * s + kx];
+            kd_v8 dv[4];
+            for (int o = 0; o < OB; o++) dv[o] = kd_ld(dyo[o] + drow + ox);
+            const float *r = row + (long)ox * S;
+            for (int kx = 0; kx < K; kx++) {
+                const kd_v8 xv = kd_ld_s(r + kx, S);
+                for (int o = 0; o < OB; o++) lane[o][kx] += dv[o] * xv;
+            }
         }
-        for (int ox = Wo8; ox < a->Wo; ox++) {
-            const float *r = row + (long)ox * s;
-            for (int kx = 0; kx < K; kx++) lane[kx][ox - Wo8] += d[ox] * r[kx];
-        }
+        for (int ox = Wo8; ox < a->Wo; ox++)
+            for (int o = 0; o < OB; o++)
+                for (int kx = 0; kx < K; kx++) tail[o][kx] += dyo[o][drow + ox] * row[(long)ox * S + kx];
     }
-    for (int kx = 0; kx < K; kx++) {
-        float t = ((lane[kx][0] + lane[kx][4]) + (lane[kx][1] + lane[kx][5]))
-                + ((lane[kx][2] + lane[kx][6]) + (lane[kx][3] + lane[kx][7]));
-        out[kx] += t;
-    }
+    for (int o = 0; o < OB; o++)
+        for (int kx = 0; kx < K; kx++) out[o][ky * K + kx] += kd_hsum(lane[o][kx]) + tail[o][kx];
 }
 
-KD_CD_INLINE void kd_cd_dw_item(const kd_cd_dw_args *a, long item, int KC, int S) {
+KD_CD_INLINE void kd_cd_dw_item(const kd_cd_dw_args *a, long item, int OB, int KC, int S) {
     const int g = (int)(item / a->blocks), b = (int)(item % a->blocks);
-    const int cig = a->Ci / a->G, cog = a->Co / a->G, K = a->K;
+    const int cig = a->Ci / a->G, cog = a->Co / a->G, K = KC;
     const long taps = (long)a->Co * cig * K * K;
     const int n0 = (int)((long)a->N * b / a->blocks), n1 = (int)((long)a->N * (b + 1) / a->blocks);
     const long pplane = (long)a->Hp * a->Wp, oplane = (long)a->Ho * a->Wo;
     float *part = a->part + b * taps + (long)g * cog * cig * K * K;   // this group's taps, block b
     memset(part, 0, sizeof(float) * (size_t)cog * cig * K * K);
     for (int n = n0; n < n1; n++)
-        for (int oc = 0; oc < cog; oc++) {
-            const float *dyp = a->dy + ((long)(g * cog + oc) * a->N + n) * oplane;
+        for (int ob = 0; ob < cog; ob += OB) {
+            const float *dyo[4];
+            for (int o = 0; o < OB; o++) dyo[o] = a->dy + ((long)(g * cog + ob + o) * a->N + n) * oplane;
             for (int ci = 0; ci < cig; ci++) {
                 const float *xc = a->xp + ((long)(g * cig + ci) * a->N + n) * pplane;
-                float *out = part + ((long)oc * cig + ci) * K * K;
-                for (int ky = 0; ky < K; ky++) kd_cd_dw_row(a, dyp, xc, ky, out + ky * K, KC, S);
+                float *out[4];
+                for (int o = 0; o < OB; o++) out[o] = part + ((long)(ob + o) * cig + ci) * K * K;
+                for (int ky = 0; ky < K; ky++) kd_cd_dw_rows(a, dyo, xc, ky, out, OB, K, S);
             }
         }
 }
 
+// K is made a constant (1..7) so the accumulators live in registers; 4 output channels share the
+// xp loads when K <= 3 (4*3 = 12 accumulators), else 1.
+#define KD_CD_DW_K(OB, S) switch (a->K) {                                     \
+    case 1: kd_cd_dw_item(a, it, OB, 1, S); break;                             \
+    case 2: kd_cd_dw_item(a, it, OB, 2, S); break;                             \
+    case 3: kd_cd_dw_item(a, it, OB, 3, S); break;                             \
+    case 4: kd_cd_dw_item(a, it, 1, 4, S); break;                              \
+    case 5: kd_cd_dw_item(a, it, 1, 5, S); break;                              \
+    case 6: kd_cd_dw_item(a, it, 1, 6, S); break;                              \
+    default: kd_cd_dw_item(a, it, 1, 7, S); break; }
+
 KD_CD_INLINE void kd_cd_dw_range_body(void *vctx, long i0, long i1) {
     const kd_cd_dw_args *a = vctx;
+    const int cog = a->Co / a->G;
     for (long it = i0; it < i1; it++) {
-        if (a->s == 1) {
-            if (a->K == 3) kd_cd_dw_item(a, it, 3, 1);
-            else if (a->K == 7) kd_cd_dw_item(a, it, 7, 1);
-            else kd_cd_dw_item(a, it, 0, 1);
-        } else if (a->s == 2) {
-            if (a->K == 3) kd_cd_dw_item(a, it, 3, 2);
-            else kd_cd_dw_item(a, it, 0, 2);
-        } else {
-            kd_cd_dw_item(a, it, 0, 0);
-        }
+        if (cog % 4 == 0) { if (a->s == 1) { KD_CD_DW_K(4, 1) } else { KD_CD_DW_K(4, 2) } }
+        else { if (a->s == 1) { KD_CD_DW_K(1, 1) } else { KD_CD_DW_K(1, 2) } }
     }
 }
 
