@@ -43,6 +43,10 @@ static long kd_cd_slack(int stride) { return 16L * stride + 64; }
 
 static long kd_cd_scatter_item_floats(int Cig, int H, int W, int pad);
 
+/// Row stride of dyr, dy copied with rows rounded up to whole 8-float chunks (zero tail lanes).
+static int kd_cd_wr(int Wo) { return (Wo + 7) & ~7; }
+static long kd_cd_dyr_floats(int Co, int N, int Ho, int Wo) { return (long)Co * N * Ho * kd_cd_wr(Wo); }
+
 static int kd_cd_blocks(int N) { return N < KD_CD_MAX_BLOCKS ? N : KD_CD_MAX_BLOCKS; }
 
 // ---- zero padding ---------------------------------------------------------------------------
@@ -196,13 +200,13 @@ size_t kd_conv_direct_scratch(int Ci, int Co, int G, int N, int H, int W, int K,
                               int Ho, int Wo) {
     long taps = (long)Co * (Ci / G) * K * K;
     long fwd = kd_cd_xp_floats(Ci, N, H, W, pad, stride);
-    long bwdW = fwd + (long)kd_cd_blocks(N) * taps;
+    long bwdW = fwd + (long)kd_cd_blocks(N) * taps + kd_cd_dyr_floats(Co, N, Ho, Wo);
     long bwdX;
     if (stride == 1) {
         int q = K - 1 - pad;
         bwdX = (long)Co * N * (Ho + 2L * q) * (Wo + 2L * q) + kd_cd_slack(1) + taps;
     } else {
-        bwdX = (long)G * N * kd_cd_scatter_item_floats(Ci / G, H, W, pad);
+        bwdX = (long)G * N * kd_cd_scatter_item_floats(Ci / G, H, W, pad) + kd_cd_dyr_floats(Co, N, Ho, Wo);
     }
     long m = fwd > bwdW ? fwd : bwdW;
     if (bwdX > m) m = bwdX;
@@ -233,14 +237,25 @@ static long kd_cd_scatter_item_floats(int Cig, int H, int W, int pad) {
 
 // Stride 2: taps kx and kx+1 of one output column land on adjacent dxp columns, so for each pair
 // the two products are interleaved into 16 contiguous floats. OB output channels are summed
-// before each read-modify-write.
+// before each read-modify-write. dy is read from dyr (rows rounded up to 8 with zero lanes): the
+// last chunk of a row adds zeros past the row end (inside this item's own planes or slack).
+KD_CD_INLINE void kd_cd_scatter_chunk(float *p, const kd_v8 *dv, const kd_v8 *we, const kd_v8 *wf, int OB) {
+    kd_v8 e = kd_splat(0.f), f = kd_splat(0.f);
+    for (int o = 0; o < OB; o++) { e += we[o] * dv[o]; f += wf[o] * dv[o]; }
+    kd_v8 lo = __builtin_shufflevector(e, f, 0, 8, 1, 9, 2, 10, 3, 11);
+    kd_v8 hi = __builtin_shufflevector(e, f, 4, 12, 5, 13, 6, 14, 7, 15);
+    kd_st(p, kd_ld(p) + lo);
+    kd_st(p + 8, kd_ld(p + 8) + hi);
+}
+
 KD_CD_INLINE void kd_cd_scatter_item(const kd_cd_scatter_args *a, long it, int OB) {
     const int cig = a->Ci / a->G, cog = a->Co / a->G, K = a->K;
     const int Hp = a->H + 2 * a->pad, Wp = a->W + 2 * a->pad;
-    const long pplane = (long)Hp * Wp, plane = (long)a->H * a->W, oplane = (long)a->Ho * a->Wo;
+    const long pplane = (long)Hp * Wp, plane = (long)a->H * a->W;
     const long kk = (long)K * K;
     const int g = (int)(it / a->N), n = (int)(it % a->N);
-    const int Wo8 = a->Wo & ~7;
+    const int Wr = kd_cd_wr(a->Wo);
+    const long dplane = (long)a->Ho * Wr;
     float *dxi = a->dxp + it * kd_cd_scatter_item_floats(cig, a->H, a->W, a->pad);
     for (int ci = 0; ci < cig; ci++) {
         const int c = g * cig + ci;
@@ -250,33 +265,26 @@ KD_CD_INLINE void kd_cd_scatter_item(const kd_cd_scatter_args *a, long it, int O
             const float *dyo[4]; const float *wo[4];
             for (int o = 0; o < OB; o++) {
                 const int oc = g * cog + ob + o;
-                dyo[o] = a->dy + ((long)oc * a->N + n) * oplane;
+                dyo[o] = a->dy + ((long)oc * a->N + n) * dplane;
                 wo[o] = a->w + ((long)oc * cig + ci) * kk;
             }
             for (int oy = 0; oy < a->Ho; oy++) {
                 for (int ky = 0; ky < K; ky++) {
                     float *row = d + (long)(oy * 2 + ky) * Wp;
-                    for (int ox = 0; ox < Wo8; ox += 8) {
-                        kd_v8 dv[4];
-                        for (int o = 0; o < OB; o++) dv[o] = kd_ld(dyo[o] + (long)oy * a->Wo + ox);
-                        for (int kx = 0; kx < K; kx += 2) {
-                            kd_v8 e = kd_splat(0.f), f = kd_splat(0.f);
-                            for (int o = 0; o < OB; o++) e += kd_splat(wo[o][ky * K + kx]) * dv[o];
-                            if (kx + 1 < K)
-                                for (int o = 0; o < OB; o++) f += kd_splat(wo[o][ky * K + kx + 1]) * dv[o];
-                            kd_v8 lo = __builtin_shufflevector(e, f, 0, 8, 1, 9, 2, 10, 3, 11);
-                            kd_v8 hi = __builtin_shufflevector(e, f, 4, 12, 5, 13, 6, 14, 7, 15);
-                            float *p = row + 2L * ox + kx;
-                            kd_st(p, kd_ld(p) + lo);
-                            kd_st(p + 8, kd_ld(p + 8) + hi);
+                    // kx pairs outermost: successive read-modify-writes move on by 16 floats and
+                    // never overlap a store still in flight (overlapping ones stall forwarding).
+                    for (int kx = 0; kx < K; kx += 2) {
+                        kd_v8 we[4], wf[4];
+                        for (int o = 0; o < OB; o++) {
+                            we[o] = kd_splat(wo[o][ky * K + kx]);
+                            wf[o] = kd_splat(kx + 1 < K ? wo[o][ky * K + kx + 1] : 0.f);
+                        }
+                        for (int ox = 0; ox < a->Wo; ox += 8) {
+                            kd_v8 dv[4];
+                            for (int o = 0; o < OB; o++) dv[o] = kd_ld(dyo[o] + (long)oy * Wr + ox);
+                            kd_cd_scatter_chunk(row + 2L * ox + kx, dv, we, wf, OB);
                         }
                     }
-                    for (int ox = Wo8; ox < a->Wo; ox++)
-                        for (int kx = 0; kx < K; kx++) {
-                            float acc = 0.f;
-                            for (int o = 0; o < OB; o++) acc += wo[o][ky * K + kx] * dyo[o][(long)oy * a->Wo + ox];
-                            row[2L * ox + kx] += acc;
-                        }
                 }
             }
         }
@@ -326,7 +334,9 @@ void kd_conv_direct_backward_input(const float *dy, const float *w, float *dx, f
         kd_cd_tile_run(&a);
         return;
     }
-    kd_cd_scatter_args a = { dy, w, dx, scratch, Ci, Co, G, N, H, W, K, stride, pad, Ho, Wo };
+    float *dyr = scratch + (long)G * N * kd_cd_scatter_item_floats(cig, H, W, pad);
+    kd_cd_pad(dy, dyr, (long)Co * N, Ho, Wo, 0, 0, Ho, kd_cd_wr(Wo), 0);
+    kd_cd_scatter_args a = { dyr, w, dx, scratch, Ci, Co, G, N, H, W, K, stride, pad, Ho, Wo };
     kd_range_fn fn = kd_cd_scatter_range_base;
 #if defined(__x86_64__)
     if (kd_cd_use_avx2()) fn = kd_cd_scatter_range_avx2;
@@ -342,31 +352,32 @@ typedef struct {
 
 // For OB output channels and one ky: out[o][kx] += sum over the plane of dy_o[oy][ox] *
 // xp[oy*S+ky][ox*S+kx] for all kx < K. OB*K vector accumulators (8 lanes each, summed in a fixed
-// order at the end), one dy load per channel and one xp load per kx per 8 columns.
+// order at the end), one dy load per channel and one xp load per kx per 8 columns. dy is read
+// from dyr (rows rounded up to 8, zero lanes): the last chunk of a row has zero dy lanes; its xp lanes read past the row end (padded buffer + slack), which
+// contributes 0 * finite value (a non-finite activation would poison the step anyway).
+KD_CD_INLINE void kd_cd_dw_chunk(kd_v8 lane[4][7], const kd_v8 *dv, const float *r, int OB, int K, int S) {
+    for (int kx = 0; kx < K; kx++) {
+        const kd_v8 xv = kd_ld_s(r + kx, S);
+        for (int o = 0; o < OB; o++) lane[o][kx] += dv[o] * xv;
+    }
+}
+
 KD_CD_INLINE void kd_cd_dw_rows(const kd_cd_dw_args *a, const float *const *dyo, const float *xc, int ky,
                                 float *const *out, int OB, int K, int S) {
     kd_v8 lane[4][7];
-    float tail[4][7];
-    for (int o = 0; o < OB; o++) for (int kx = 0; kx < K; kx++) { lane[o][kx] = kd_splat(0.f); tail[o][kx] = 0.f; }
-    const int Wo8 = a->Wo & ~7;
+    for (int o = 0; o < OB; o++) for (int kx = 0; kx < K; kx++) lane[o][kx] = kd_splat(0.f);
+    const int Wr = kd_cd_wr(a->Wo);
     for (int oy = 0; oy < a->Ho; oy++) {
         const float *row = xc + (long)(oy * S + ky) * a->Wp;
-        const long drow = (long)oy * a->Wo;
-        for (int ox = 0; ox < Wo8; ox += 8) {
+        const long drow = (long)oy * Wr;
+        for (int ox = 0; ox < a->Wo; ox += 8) {
             kd_v8 dv[4];
             for (int o = 0; o < OB; o++) dv[o] = kd_ld(dyo[o] + drow + ox);
-            const float *r = row + (long)ox * S;
-            for (int kx = 0; kx < K; kx++) {
-                const kd_v8 xv = kd_ld_s(r + kx, S);
-                for (int o = 0; o < OB; o++) lane[o][kx] += dv[o] * xv;
-            }
+            kd_cd_dw_chunk(lane, dv, row + (long)ox * S, OB, K, S);
         }
-        for (int ox = Wo8; ox < a->Wo; ox++)
-            for (int o = 0; o < OB; o++)
-                for (int kx = 0; kx < K; kx++) tail[o][kx] += dyo[o][drow + ox] * row[(long)ox * S + kx];
     }
     for (int o = 0; o < OB; o++)
-        for (int kx = 0; kx < K; kx++) out[o][ky * K + kx] += kd_hsum(lane[o][kx]) + tail[o][kx];
+        for (int kx = 0; kx < K; kx++) out[o][ky * K + kx] += kd_hsum(lane[o][kx]);
 }
 
 KD_CD_INLINE void kd_cd_dw_item(const kd_cd_dw_args *a, long item, int OB, int KC, int S) {
@@ -374,13 +385,13 @@ KD_CD_INLINE void kd_cd_dw_item(const kd_cd_dw_args *a, long item, int OB, int K
     const int cig = a->Ci / a->G, cog = a->Co / a->G, K = KC;
     const long taps = (long)a->Co * cig * K * K;
     const int n0 = (int)((long)a->N * b / a->blocks), n1 = (int)((long)a->N * (b + 1) / a->blocks);
-    const long pplane = (long)a->Hp * a->Wp, oplane = (long)a->Ho * a->Wo;
+    const long pplane = (long)a->Hp * a->Wp, dplane = (long)a->Ho * kd_cd_wr(a->Wo);
     float *part = a->part + b * taps + (long)g * cog * cig * K * K;   // this group's taps, block b
     memset(part, 0, sizeof(float) * (size_t)cog * cig * K * K);
     for (int n = n0; n < n1; n++)
         for (int ob = 0; ob < cog; ob += OB) {
             const float *dyo[4];
-            for (int o = 0; o < OB; o++) dyo[o] = a->dy + ((long)(g * cog + ob + o) * a->N + n) * oplane;
+            for (int o = 0; o < OB; o++) dyo[o] = a->dy + ((long)(g * cog + ob + o) * a->N + n) * dplane;
             for (int ci = 0; ci < cig; ci++) {
                 const float *xc = a->xp + ((long)(g * cig + ci) * a->N + n) * pplane;
                 float *out[4];
@@ -423,14 +434,16 @@ void kd_conv_direct_backward_weight(const float *x, const float *dy, float *dw, 
     const long xpFloats = kd_cd_xp_floats(Ci, N, H, W, pad, stride);
     kd_cd_pad(x, scratch, (long)Ci * N, H, W, pad, pad, Hp, Wp, kd_cd_slack(stride));
     const int blocks = kd_cd_blocks(N);
-    kd_cd_dw_args a = { scratch, dy, scratch + xpFloats, Ci, Co, G, N, Hp, Wp, K, stride, Ho, Wo, blocks };
+    const long taps = (long)Co * (Ci / G) * K * K;
+    float *dyr = scratch + xpFloats + blocks * taps;
+    kd_cd_pad(dy, dyr, (long)Co * N, Ho, Wo, 0, 0, Ho, kd_cd_wr(Wo), 0);
+    kd_cd_dw_args a = { scratch, dyr, scratch + xpFloats, Ci, Co, G, N, Hp, Wp, K, stride, Ho, Wo, blocks };
     kd_range_fn fn = kd_cd_dw_range_base;
 #if defined(__x86_64__)
     if (kd_cd_use_avx2()) fn = kd_cd_dw_range_avx2;
 #endif
     kd_parallel_for((long)G * blocks, 1, fn, &a);
     // dw += partials in block order (fixed, independent of the thread count).
-    const long taps = (long)Co * (Ci / G) * K * K;
     for (int b = 0; b < blocks; b++) {
         const float *p = a.part + b * taps;
         for (long t = 0; t < taps; t++) dw[t] += p[t];
