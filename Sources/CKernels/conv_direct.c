@@ -15,11 +15,15 @@
 //                  TV*8 columns of one output row are accumulated in registers over all taps.
 // backward input   stride 1: dx += conv(dyp, w') where dyp is dy zero-padded by K-1-p and
 //                  w'[ci][oc][ky][kx] = w[oc][ci][K-1-ky][K-1-kx] (the same tile kernel).
-//                  stride > 1: scatter into a zero-padded dxp per (g, n), then dx += interior.
+//                  stride 2: scatter into a zero-padded dxp per (g, n) (tap pairs kx, kx+1
+//                  interleaved into contiguous vectors), then dx += its interior.
 // backward weight  dw[oc][ci][ky][kx] += sum_{n,oy,ox} dy[oc][n][oy][ox] xp[ci][n][oy*s+ky][ox*s+kx]
 //                  Items (g, image block) with a FIXED number of image blocks (min(N, 8)), each
 //                  writing its own partial sums; partials are then added in block order. The
 //                  result does not depend on the thread count.
+//
+// dy is first copied to dyr with rows rounded up to 8 floats (zero lanes) for the weight gradient
+// and the stride-2 scatter, so every vector load of dy is a whole, in-bounds chunk.
 //
 // Every kernel body is compiled twice: for AVX2+FMA (target attribute, chosen at run time by
 // kd_cpu_supports_avx2_fma) and for the baseline ISA. The compile flags (-O3, no -march) stay

@@ -66,10 +66,16 @@ public final class Conv2d: Layer {
 
     /// The `.auto` rule: the direct kernel when it handles the geometry, the convolution is not
     /// pointwise (that one is a plain sgemm on the input, no im2col), and a group is small:
-    /// Cig * Cog <= 64 (group width <= 8 for Cig = Cog; CBAM's 2 -> 1). Measured on the bench
-    /// machine (AVX2 FMA, 1 thread, CNHW): the direct kernel beats im2col + sgemm by 2-6x on
-    /// CBAM's 2->1 7x7 and on group width 4, by ~1.5x at group width 8, and loses from group
-    /// width 16 on (the gemm has M, K large enough to run near peak).
+    /// Cig * Cog <= 64 (group width <= 8 when Cig = Cog; CBAM's 2 -> 1; a 3 -> 16 stem).
+    /// Measured with ConvDirectTests/testLayerBenchmark (OpenBLAS Haswell kernels, 1 thread,
+    /// machine shared with other builds, best of 5, ms forward / backward, im2col -> direct):
+    ///   CBAM 2->1 7x7, 64x56x56          22.6 / 61.0  ->  1.9 / 2.1
+    ///   3x3 group width 4, 64x56x56       36.1 / 94.9  -> 10.7 / 23.6
+    ///   3x3 width 4 stride 2, 64x56x56    41.8 / 91.6  -> 10.5 / 47.7
+    ///   3x3 width 8, 4x28x28 (r50)        11.7 / 25.2  ->  3.0 / 10.1
+    ///   3x3 width 16, 4x14x14 (r50)        4.1 /  9.0  ->  3.7 /  7.2  (about even: im2col kept)
+    ///   3x3 width 32, 4x7x7 (r50)          3.8 /  7.7  ->  3.6 /  9.7  (direct loses backward)
+    /// Above 64 the gemm's M and K are large enough for OpenBLAS to run near its peak.
     public var directIsFaster: Bool {
         directSupported && !isPointwise && (inChannels / groups) * (outChannels / groups) <= 64
     }
