@@ -156,6 +156,28 @@ void kd_normalize_rows_backward_add(const float *xhat, const float *norms, const
                                     long rows, long cols);
 // ---- end loss kernels ------------------------------------------------------------------------
 
+// ==== direct convolution (owner: conv branch; implemented in conv_direct.c) ==================
+// Legend: N batch, Ci/Co channels, G groups, Cig = Ci/G, Cog = Co/G, K kernel, H x W input,
+// Ho x Wo output; x, dx (Ci, N, H, W), y, dy (Co, N, Ho, Wo), w, dw (Co, Cig, K, K). CNHW.
+// For few channels per group (see Conv2d's selection rule). Requires K <= 7, stride 1 or 2,
+// pad <= K - 1. Results do not depend on the thread count.
+/// Floats of scratch the three kernels below need (the largest of the three).
+size_t kd_conv_direct_scratch(int Ci, int Co, int G, int N, int H, int W, int K, int stride, int pad,
+                              int Ho, int Wo);
+/// y = conv(x, w) (no bias). scratch: kd_conv_direct_scratch floats.
+void kd_conv_direct_forward(const float *x, const float *w, float *y, float *scratch,
+                            int Ci, int Co, int G, int N, int H, int W, int K, int stride, int pad,
+                            int Ho, int Wo);
+/// dx += dL/dx of y = conv(x, w) given dy.
+void kd_conv_direct_backward_input(const float *dy, const float *w, float *dx, float *scratch,
+                                   int Ci, int Co, int G, int N, int H, int W, int K, int stride, int pad,
+                                   int Ho, int Wo);
+/// dw += dL/dw given x and dy (per-image-block partials added in a fixed order).
+void kd_conv_direct_backward_weight(const float *x, const float *dy, float *dw, float *scratch,
+                                    int Ci, int Co, int G, int N, int H, int W, int K, int stride, int pad,
+                                    int Ho, int Wo);
+// ==== end direct convolution ====
+
 #ifdef __cplusplus
 }
 #endif
