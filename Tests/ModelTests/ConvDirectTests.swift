@@ -60,7 +60,9 @@ final class ConvDirectTests: XCTestCase {
         ConvCase(n: 3, ci: 8, co: 16, h: 17, w: 35, k: 5, stride: 2, pad: 2, groups: 4, bias: false), // Cog 4, s2
     ]
 
-    override func tearDown() { Compute.setThreads(1) }
+    private var savedThreads = 1
+    override func setUp() { savedThreads = Compute.threads }
+    override func tearDown() { Compute.setThreads(savedThreads) }
 
     private func fill(_ store: ParamStore, _ conv: Conv2d, seed: UInt64) {
         store.allocate(); store.initialize(seed: seed)
