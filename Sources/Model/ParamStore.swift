@@ -136,14 +136,19 @@ public final class ParamStore {
         if hasGradients { grads.update(repeating: 0, count: paramCount) }
     }
 
-    /// A 64-bit FNV-1a checksum of the parameter and buffer bytes: equal stores give equal sums.
-    public func checksum() -> UInt64 {
+    /// A 64-bit FNV-1a checksum of the parameter bytes (and the momentum and buffer bytes when
+    /// asked): equal stores give equal sums. Data-parallel replicas agree on parameters and
+    /// momentum after every step, but per-rank batch-norm running statistics (buffers) only after
+    /// they are averaged across ranks.
+    public func checksum(includeMomentum: Bool = false, includeBuffers: Bool = true) -> UInt64 {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         func mix(_ p: UnsafeMutablePointer<Float>, _ n: Int) {
             let raw = UnsafeRawPointer(p).assumingMemoryBound(to: UInt32.self)
             for i in 0..<n { h = (h ^ UInt64(raw[i])) &* 0x100_0000_01b3 }
         }
-        mix(params, paramCount); mix(buffers, bufferCount)
+        mix(params, paramCount)
+        if includeMomentum && hasGradients { mix(momentum, paramCount) }
+        if includeBuffers { mix(buffers, bufferCount) }
         return h
     }
 }

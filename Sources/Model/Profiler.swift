@@ -3,7 +3,7 @@ import Foundation
 
 public enum LayerKind: String, CaseIterable, Sendable {
     case conv1x1 = "conv 1x1", convGrouped = "conv grouped 3x3", convOther = "conv other",
-         batchNorm = "batch norm", activation = "activation", cbam = "cbam (excl. its conv)",
+         batchNorm = "batch norm", activation = "activation", cbam = "cbam (incl. its 7x7 conv)",
          residual = "residual add", head = "embedding head", loss = "head+losses", optimizer = "optimizer",
          communication = "communication"
 }

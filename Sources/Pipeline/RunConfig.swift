@@ -6,10 +6,11 @@ import Model
 
 public struct RunConfig: Codable, Equatable, Sendable {
     public struct Data: Codable, Equatable, Sendable {
-        /// Training source (see README "Data sources"): synthetic[:...], folder:PATH, rec:PATH.
-        public var train = "synthetic"
+        /// Training source (see README "Data"): synthetic[:...], folder:PATH, rec:PATH. The default
+        /// is sized so that the whole job takes under 10 minutes on 2 cores.
+        public var train = "synthetic:ids=200,images=30"
         /// Verification pairs: synthetic[:...], folder:PATH, bin:PATH, pairs:LIST@ROOT.
-        public var eval = "synthetic"
+        public var eval = "synthetic:pairs=600"
         /// Decode/augment threads per rank.
         public var threads = 2
         /// Batches prepared ahead of the trainer.
@@ -93,7 +94,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
     }
     public struct Checkpoints: Codable, Equatable, Sendable {
         /// Write a checkpoint every N optimizer steps (0 = only at the end).
-        public var every = 100
+        public var every = 50
         /// Keep the last K checkpoints of each phase.
         public var keep = 4
         /// Average the student's last K checkpoints (1 = no averaging).
@@ -124,8 +125,8 @@ public struct RunConfig: Codable, Equatable, Sendable {
     public var seed: UInt64 = 1
     public var data = Data()
     public var degrade = Degrade()
-    public var teacher = Net(preset: "small-teacher", epochs: 4, lr: 0.1)
-    public var student = Net(preset: "small", epochs: 4, lr: 0.1)
+    public var teacher = Net(preset: "small-teacher", epochs: 2, lr: 0.1)
+    public var student = Net(preset: "small", epochs: 2, lr: 0.1)
     public var head = Head()
     public var optim = Optim()
     public var loss = Loss()

@@ -182,7 +182,9 @@ public final class Trainer {
             position.epoch = next.epoch; position.stepInEpoch = next.step
 
             if position.step % c.dist.checkEvery == 0 {
-                try comm.verifyReplicas(checksum: store.checksum(), what: "\(role.rawValue) parameters at step \(position.step)")
+                // Parameters and momentum only: per-rank batch-norm statistics differ until averaged.
+                try comm.verifyReplicas(checksum: store.checksum(includeMomentum: true, includeBuffers: !(comm.size > 1)),
+                                        what: "\(role.rawValue) parameters at step \(position.step)")
             }
             // Every rank learns of a stop signal received by any rank at the same step.
             stopFlag[0] = Double(kd_stop_requested())
@@ -228,7 +230,8 @@ public final class Trainer {
     func writeCheckpoint(_ position: TrainingPosition) throws -> String {
         let store = model.store
         if comm.size > 1 { try comm.allReduceMean(store.buffers, count: store.bufferCount) }
-        try comm.verifyReplicas(checksum: store.checksum(), what: "\(role.rawValue) parameters before the checkpoint at step \(position.step)")
+        try comm.verifyReplicas(checksum: store.checksum(includeMomentum: true, includeBuffers: true),
+                                what: "\(role.rawValue) parameters before the checkpoint at step \(position.step)")
         let path = checkpointDir + "/" + Checkpoint.fileName(step: position.step)
         if comm.isRoot {
             try Checkpoint.save(store, identity: identity, position: position,

@@ -78,7 +78,7 @@ final class EndToEndTests: XCTestCase {
         let base = try temporaryRunDirectory(self)
         // Later --set options win: checkpoints every 2 steps, all kept.
         let args = tinyRun + ["--set", "teacher.epochs=1", "--set", "student.epochs=4", "--set", "checkpoints.every=2",
-                              "--set", "checkpoints.keep=20"]
+                              "--set", "checkpoints.keep=20", "--set", "dist.checkEvery=3"]
         let whole = try ProcessRunner.run(try kdtrain, ranks: 2, ["run", "--run-dir", base + "/whole"] + args, timeout: 300)
         XCTAssertEqual(whole.status, 0, whole.output)
 
