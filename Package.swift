@@ -42,7 +42,7 @@ let package = Package(
         .target(name: "Pipeline", dependencies: ["Model", "Dist", "FaceData", "Evaluation", "CKernels"], path: "Sources/Pipeline"),
         .executableTarget(
             name: "Launcher",
-            dependencies: ["Model", "Dist", "FaceData", "Evaluation", "Pipeline",
+            dependencies: ["Model", "Dist", "FaceData", "Evaluation", "Pipeline", "CKernels",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/Launcher"),
         .testTarget(name: "ModelTests", dependencies: ["Model"], path: "Tests/ModelTests",

@@ -3,6 +3,7 @@
 // error to one line and a non-zero exit: with several ranks, the failing rank aborts the job
 // with its message instead of leaving the others waiting in a collective.
 import ArgumentParser
+import CKernels
 import Dist
 import Foundation
 import Model
@@ -33,6 +34,8 @@ func withJob(_ opts: RunOptions, _ body: (Communicator, RunConfig) throws -> Boo
         Communicator.abortJob(message: "MPI initialization failed: \(error)")
     }
     Compute.setThreads(comm.recommendedThreads())
+    // A stop signal that arrives before training starts is kept and honoured at the first step.
+    kd_install_stop_handlers()
     do {
         let cfg = try RunConfig.load(file: opts.config, overrides: opts.overrides)
         let problems = cfg.problems(worldSize: comm.size)

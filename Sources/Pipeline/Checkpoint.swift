@@ -153,6 +153,11 @@ public enum Checkpoint {
         for c in contents where c.identity != identity && !force {
             throw CheckpointError(c.path, "holds model \(c.identity.hash), not \(identity.hash) like the others (use --force to average anyway)")
         }
+        let runs = Set(contents.map { $0.metadata["run_id"] ?? "" })
+        if runs.count > 1 && !force {
+            let odd = contents.first { ($0.metadata["run_id"] ?? "") != (contents[0].metadata["run_id"] ?? "") }!
+            throw CheckpointError(odd.path, "comes from run '\(odd.metadata["run_id"] ?? "")', \(contents[0].path) from run '\(contents[0].metadata["run_id"] ?? "")' (use --force to average checkpoints of different runs)")
+        }
         var sums = [Double](repeating: 0, count: store.paramCount)
         for c in contents {
             for e in store.entries where e.region == .param {

@@ -27,6 +27,9 @@ public final class Run {
     public let dir: String
     public let resume: ResumeMode
     public let log: RunLog
+    /// Identifies this run directory's run (kept across resumes); stored in every checkpoint so
+    /// that averaging refuses checkpoints of different runs unless forced. Rank 0 only.
+    public private(set) var runID = ""
     private var trainSetCache: (any TrainingSet)?
 
     public init(comm: Communicator, config: RunConfig, dir: String, resume: ResumeMode, quiet: Bool = false) throws {
@@ -43,8 +46,14 @@ public final class Run {
                     throw ConfigError("\(dir): already holds checkpoints (\(first)); use --resume auto to continue it, or another --run-dir")
                 }
             }
+            if let old = FileManager.default.contents(atPath: dir + "/config.json"),
+               let o = try? JSONSerialization.jsonObject(with: old) as? [String: Any], let id = o["run_id"] as? String {
+                runID = id
+            } else {
+                runID = UUID().uuidString.lowercased()
+            }
             var meta: [String: Any] = (try JSONSerialization.jsonObject(with: Data(config.json.utf8))) as! [String: Any]
-            meta = ["config": meta, "kdtrain_version": kdtrainVersion, "world_size": comm.size,
+            meta = ["config": meta, "kdtrain_version": kdtrainVersion, "world_size": comm.size, "run_id": runID,
                     "blas_core": Compute.blasCore, "threads_per_rank": Compute.threads]
             let data = try JSONSerialization.data(withJSONObject: meta, options: [.prettyPrinted, .sortedKeys])
             try AtomicFile.write(data, to: dir + "/config.json")
@@ -127,7 +136,7 @@ public final class Run {
             return model
         }
         let trainer = Trainer(role: .teacher, comm: comm, config: cfg, model: model, identity: id, teacher: nil,
-                              trainSet: data, checkpointDir: phaseDir, log: log)
+                              trainSet: data, checkpointDir: phaseDir, log: log, runID: runID)
         switch try trainer.run(resume: start) {
         case .completed: return model
         case .interrupted: return nil
@@ -153,7 +162,7 @@ public final class Run {
             return model
         }
         let trainer = Trainer(role: .student, comm: comm, config: c, model: model, identity: id, teacher: teacher,
-                              trainSet: data, checkpointDir: phaseDir, log: log)
+                              trainSet: data, checkpointDir: phaseDir, log: log, runID: runID)
         switch try trainer.run(resume: start) {
         case .completed: return model
         case .interrupted: return nil
@@ -175,7 +184,7 @@ public final class Run {
         if comm.isRoot {
             try Checkpoint.save(model.store, identity: id, position: first.position,
                                 extra: ["averaged_from": list.map { URL(fileURLWithPath: $0).lastPathComponent }.joined(separator: ","),
-                                        "world_size": String(comm.size)], to: out)
+                                        "world_size": String(comm.size), "run_id": first.metadata["run_id"] ?? runID], to: out)
         }
         log.say("average: \(list.count) checkpoint(s) -> \(out) (batch-norm statistics re-estimated on \(cfg.checkpoints.bnBatches) batch(es) per rank)")
         log.record(["event": "average", "inputs": list, "output": out])
@@ -242,8 +251,10 @@ public final class Run {
         var md = "# \(heading)\n\n"
         md += "kdtrain \(kdtrainVersion), \(comm.size) rank(s), OpenBLAS core \(Compute.blasCore), \(Compute.threads) thread(s) per rank.\n\n"
         md += "Training data: `\(cfg.data.train)`; verification pairs: `\(cfg.data.eval)`; teacher `\(cfg.teacher.preset)`, student `\(cfg.student.preset)`, head \(cfg.marginKind).\n\n"
-        md += "Accuracy (%, mean ± std over 10 folds; \(VerificationProtocol.name)); probes down-sampled by the factor with \(cfg.eval.down) and up-sampled with \(cfg.eval.up):\n\n"
-        md += report.markdownTables() + "\n"
+        md += "Probes are down-sampled by the factor with \(cfg.eval.down) and up-sampled with \(cfg.eval.up).\n"
+        // The report's own title line is this file's heading already.
+        md += report.markdownTables().split(separator: "\n", omittingEmptySubsequences: false).dropFirst()
+            .joined(separator: "\n").replacingOccurrences(of: "\n## ", with: "\n## Verification set: ") + "\n"
         for n in notes { md += "- \(n)\n" }
         md += "\nFiles: `config.json`, `metrics.jsonl`, `teacher/`, `student/`, `eval/results.json`, `eval/results.md`, `eval/accuracy.svg`.\n"
         try AtomicFile.write(Data(md.utf8), to: dir + "/report.md")

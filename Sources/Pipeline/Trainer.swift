@@ -44,10 +44,11 @@ public final class Trainer {
     let log: RunLog
     let epochs: Float
     let baseLR: Float
+    let runID: String
 
     public init(role: Role, comm: Communicator, config: RunConfig, model: FaceModel, identity: ModelIdentity,
-                teacher: FaceModel?, trainSet: any TrainingSet, checkpointDir: String, log: RunLog) {
-        self.role = role; self.comm = comm; cfg = config; self.model = model; self.identity = identity
+                teacher: FaceModel?, trainSet: any TrainingSet, checkpointDir: String, log: RunLog, runID: String = "") {
+        self.role = role; self.comm = comm; cfg = config; self.model = model; self.identity = identity; self.runID = runID
         self.teacher = teacher; self.trainSet = trainSet; self.checkpointDir = checkpointDir; self.log = log
         let net = role == .teacher ? config.teacher : config.student
         epochs = net.epochs; baseLR = net.lr
@@ -164,6 +165,10 @@ public final class Trainer {
             let a = Double(c.optim.accumulate)
             if norm.isFinite {
                 sgd.step(lr: lr)
+                // Per-rank batch-norm running statistics are averaged across ranks every step (a few
+                // KB): replicas then stay bitwise identical in every tensor, and a resume reproduces
+                // them exactly. Averaging is linear, so this equals averaging them before a checkpoint.
+                if world > 1 && !c.dist.syncBN { try comm.allReduceMean(store.buffers, count: store.bufferCount) }
                 sums[0] += Double(local.recognition) / a; sums[1] += Double(local.kd) / a
                 sums[2] += Double(local.attentionSimilarity) / a; sums[3] += Double(local.attentionTransfer) / a
                 sums[4] += Double(local.embedding) / a; sums[5] += Double(local.total) / a
@@ -182,9 +187,8 @@ public final class Trainer {
             position.epoch = next.epoch; position.stepInEpoch = next.step
 
             if position.step % c.dist.checkEvery == 0 {
-                // Parameters and momentum only: per-rank batch-norm statistics differ until averaged.
-                try comm.verifyReplicas(checksum: store.checksum(includeMomentum: true, includeBuffers: !(comm.size > 1)),
-                                        what: "\(role.rawValue) parameters at step \(position.step)")
+                try comm.verifyReplicas(checksum: store.checksum(includeMomentum: true, includeBuffers: true),
+                                        what: "\(role.rawValue) parameters, momentum and batch-norm statistics at step \(position.step)")
             }
             // Every rank learns of a stop signal received by any rank at the same step.
             stopFlag[0] = Double(kd_stop_requested())
@@ -229,13 +233,13 @@ public final class Trainer {
     /// Averages running statistics across ranks, checks replicas, writes (rank 0) and prunes.
     func writeCheckpoint(_ position: TrainingPosition) throws -> String {
         let store = model.store
-        if comm.size > 1 { try comm.allReduceMean(store.buffers, count: store.bufferCount) }
         try comm.verifyReplicas(checksum: store.checksum(includeMomentum: true, includeBuffers: true),
                                 what: "\(role.rawValue) parameters before the checkpoint at step \(position.step)")
         let path = checkpointDir + "/" + Checkpoint.fileName(step: position.step)
         if comm.isRoot {
             try Checkpoint.save(store, identity: identity, position: position,
-                                extra: ["world_size": String(comm.size), "phase": role.rawValue, "seed": String(cfg.seed)], to: path)
+                                extra: ["world_size": String(comm.size), "phase": role.rawValue, "seed": String(cfg.seed),
+                                        "run_id": runID], to: path)
             let all = Checkpoint.list(in: checkpointDir)
             for old in all.dropLast(cfg.checkpoints.keep) { try? FileManager.default.removeItem(atPath: old) }
             log.record(["phase": role.rawValue, "event": "checkpoint", "step": position.step, "path": path])

@@ -124,6 +124,40 @@ final class EndToEndTests: XCTestCase {
         XCTAssert(resumed.stdout.contains("resuming at step \(ck.position.step)"), resumed.output)
     }
 
+    /// The real network with synchronized batch norm: 2 ranks at batch B/2 each train the same
+    /// weights as 1 rank at batch B (up to summation order), and the replicas are checked
+    /// bitwise against each other after every step (dist.checkEvery=1).
+    func testSyncBatchNormTwoRanksMatchOneRank() throws {
+        let dir = try temporaryRunDirectory(self)
+        let args = tinyRun + ["--set", "teacher.epochs=1", "--set", "dist.syncBN=true", "--set", "dist.checkEvery=1",
+                              "--set", "data.flip=false"]
+        for (name, ranks) in [("one", nil), ("two", 2)] as [(String, Int?)] {
+            let r = try ProcessRunner.run(try kdtrain, ranks: ranks, ["train-teacher", "--run-dir", dir + "/" + name] + args, timeout: 300)
+            XCTAssertEqual(r.status, 0, r.output)
+        }
+        let a = try parameters(try XCTUnwrap(Checkpoint.list(in: dir + "/one/teacher").last))
+        let b = try parameters(try XCTUnwrap(Checkpoint.list(in: dir + "/two/teacher").last))
+        var worst: Float = 0, worstName = ""
+        for (k, va) in a where !k.hasSuffix("running_var") && !k.hasSuffix("running_mean") {
+            let vb = try XCTUnwrap(b[k], k)
+            let scale = max(va.map(abs).max() ?? 0, 1e-3)
+            let d = zip(va, vb).map { abs($0 - $1) }.max() ?? 0
+            if d / scale > worst { worst = d / scale; worstName = k }
+        }
+        XCTAssertLessThan(worst, 2e-3, "largest relative difference in \(worstName)")
+    }
+
+    /// Non-finite losses: steps are skipped and counted; past the limit the job stops with a message.
+    func testNonFiniteStepsAreSkippedThenStop() throws {
+        let dir = try temporaryRunDirectory(self)
+        let r = try ProcessRunner.run(try kdtrain, ranks: nil, ["train-teacher", "--run-dir", dir] + tinyRun +
+                                      ["--set", "teacher.lr=1e30", "--set", "optim.warmupSteps=0", "--set", "guards.maxSkippedSteps=2"],
+                                      timeout: 120)
+        XCTAssertNotEqual(r.status, 0, r.output)
+        XCTAssert(r.stdout.contains("step skipped"), r.output)
+        XCTAssert(r.stderr.contains("non-finite") && r.stderr.contains("guards.maxSkippedSteps"), r.output)
+    }
+
     func testBadOptionsAndFilesGiveOneClearLine() throws {
         let dir = try temporaryRunDirectory(self)
         func fails(_ args: [String], mentioning needle: String, file: StaticString = #filePath, line: UInt = #line) throws {

@@ -89,6 +89,14 @@ final class CheckpointTests: XCTestCase {
         for i in stride(from: 0, to: b.store.paramCount, by: 101) {
             XCTAssertEqual(b.store.params[i], Float((Double(a.store.params[i]) + Double(c.store.params[i])) / 2), "param \(i)")
         }
+        // Checkpoints of two runs: refused unless forced.
+        let r1 = dir + "/run1.safetensors", r2 = dir + "/run2.safetensors"
+        try Checkpoint.save(a.store, identity: identity(), position: TrainingPosition(step: 1), extra: ["run_id": "one"], to: r1)
+        try Checkpoint.save(c.store, identity: identity(), position: TrainingPosition(step: 2), extra: ["run_id": "two"], to: r2)
+        XCTAssertThrowsError(try Checkpoint.average([r1, r2], into: b.store, identity: identity(), force: false)) {
+            XCTAssert("\($0)".contains("different runs"), "\($0)")
+        }
+        XCTAssertNoThrow(try Checkpoint.average([r1, r2], into: b.store, identity: identity(), force: true))
         // Another model among them: refused unless forced.
         var other = tiny; other.embeddingSize = 8
         let d = model(seed: 6, config: other)
