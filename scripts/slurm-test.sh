@@ -41,7 +41,8 @@ STUDENT_STEPS=$((STUDENT_EPOCHS * IDS * IMAGES / BATCH))
 FINAL=$(printf 'step-%08d.safetensors' "$STUDENT_STEPS")
 KD_ARGS=(--set "data.train=synthetic:ids=$IDS,images=$IMAGES" --set data.eval=synthetic:pairs=100,verify-ids=40
          --set teacher.epochs=0.5 --set "student.epochs=$STUDENT_EPOCHS" --set "optim.batch=$BATCH"
-         --set checkpoints.every=3 --set checkpoints.average=2 --set logEvery=2)
+         --set checkpoints.every=3 --set checkpoints.average=2 --set checkpoints.bnBatches=2 --set logEvery=2
+         --set "eval.factors=[1]")
 
 say() { echo "slurm-test[$((SECONDS - T0))s]: $*"; }
 JOBS=()
@@ -102,9 +103,17 @@ wait_state() {
   done
 }
 
-# A requeued job waits ~120 s (BeginTime) before it may start again: start it now.
+# A requeued job waits ~120 s (BeginTime) before it may start again: start it now. Not too soon:
+# slurmd rejects a credential issued in the same second as the revocation of the job's previous
+# start ("Job credential revoked", the job then FAILS), so wait until the node is idle, then 2 s.
 release_now() {
   wait_state "$1" PENDING "$2" 60
+  local end=$((SECONDS + 60))
+  until [ "$(timeout 10 sinfo -h -N -o %T 2>/dev/null | head -n1)" = idle ]; do
+    [ "$SECONDS" -lt "$end" ] || fail "node not idle within 60 s after job $1 was requeued"
+    sleep 0.5
+  done
+  sleep 2
   timeout 10 scontrol update JobId="$1" StartTime=now || fail "scontrol update JobId=$1 StartTime=now failed"
   say "job $1 requeued (restart $2), released"
 }
