@@ -168,8 +168,8 @@ struct Script {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { if logDir == nil { try? FileManager.default.removeItem(at: dir) } }
         let outURL = dir.appendingPathComponent("script.stdout"), errURL = dir.appendingPathComponent("script.stderr")
-        FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
         let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL)
         process.standardOutput = out
         process.standardError = err
