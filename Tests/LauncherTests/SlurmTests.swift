@@ -20,8 +20,8 @@ final class SlurmTests: XCTestCase {
         let kdtrain = try Repo.binary("kdtrain")
         let work = FileManager.default.temporaryDirectory.appendingPathComponent("kdtrain-slurm-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
-        var keep = true
-        defer { if !keep { try? FileManager.default.removeItem(at: work) } }
+        // Kept for inspection when anything failed.
+        defer { if testRun?.failureCount == 0 { try? FileManager.default.removeItem(at: work) } }
 
         let run = try Script.run(Repo.root.appendingPathComponent("scripts/slurm-test.sh").path, [work.path],
                                  environment: ["KDTRAIN_BIN": kdtrain, "KDTRAIN_SLURM_TEST_BUDGET_S": "660"],
@@ -29,7 +29,6 @@ final class SlurmTests: XCTestCase {
         let inCI = ProcessInfo.processInfo.environment["CI"] != nil
         if run.status == 77 && !run.timedOut {
             if inCI { XCTFail("CI is set, so Slurm must run here, but it cannot start:\n\(run.output)"); return }
-            keep = false
             throw XCTSkip("Slurm cannot run on this machine (set CI=1 to make this a failure):\n\(run.output.suffix(600))")
         }
         XCTAssertFalse(run.timedOut, "scripts/slurm-test.sh killed after \(Int(Self.timeout)) s (work directory \(work.path)):\n\(run.output.suffix(6000))")
@@ -49,11 +48,10 @@ final class SlurmTests: XCTestCase {
 
         try assertSameStudent(plain: listed[0], resumed: listed[1])
         print("SlurmTests: \(run.seconds.rounded()) s; \(run.stdout.split(separator: "\n").last ?? "")")
-        keep = false
     }
 
     /// Equal metadata, the same tensors, parameters and optimizer momentum bit for bit; batch-norm
-    /// running statistics within a few float32 rounding steps (see cluster/README.md: a checkpoint
+    /// running statistics to 1e-5 of each tensor's largest value (see cluster/README.md: a checkpoint
     /// averages the running statistics over ranks, and an interruption adds one such averaging at a
     /// step off the checkpoint grid; the averages agree mathematically, not in the last bit).
     func assertSameStudent(plain: String, resumed: String, file: StaticString = #filePath, line: UInt = #line) throws {
@@ -68,12 +66,15 @@ final class SlurmTests: XCTestCase {
             guard t.shape == u.shape, t.values.count == u.values.count else { continue }
             let runningStatistic = t.name.hasSuffix(".running_mean") || t.name.hasSuffix(".running_var")
             if runningStatistic {
+                // Rounding of the rank averages is relative to the ranks' values, which can be far
+                // larger than their mean: bound by the tensor's scale, not the element's.
                 statistics += 1
+                let scale = t.values.reduce(Float(0)) { max($0, abs($1)) }
                 for i in t.values.indices {
                     let x = t.values[i], y = u.values[i]
-                    let tolerance = 8 * Float.ulpOfOne * max(abs(x), abs(y))
-                    if !(abs(x - y) <= tolerance) {
-                        XCTFail("\(t.name)[\(i)]: plain \(x), resumed \(y) (more than 8 float32 rounding steps apart)", file: file, line: line)
+                    if !(abs(x - y) <= 1e-5 * (scale + abs(x))) {
+                        XCTFail("\(t.name)[\(i)]: plain \(x), resumed \(y) (differ by more than 1e-5 of the tensor's largest value \(scale))",
+                                file: file, line: line)
                         break
                     }
                 }
