@@ -22,11 +22,13 @@ STATE=${KDTRAIN_SLURM_DIR:-/tmp/kdtrain-slurm}
 CONF=$STATE/slurm.conf
 PKGS="slurmd slurmctld slurm-client munge"
 WAIT_IDLE_S=${KDTRAIN_SLURM_WAIT_S:-60}
+# slurmctld listens on PORT, slurmd on PORT+1 (change it where a real Slurm runs on this machine).
+PORT=${KDTRAIN_SLURM_PORT:-6817}
 
 say() { echo "slurm-local: $*"; }
 cannot() { local code=$1; shift; echo "slurm-local: cannot start: $*" >&2; exit "$code"; }
 
-pid_alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+pid_alive() { [ -s "$1" ] && [ -d "/proc/$(cat "$1")" ]; }
 
 # Waits up to $2 seconds for command $1 (a string run by bash) to succeed.
 wait_for() {
@@ -63,6 +65,8 @@ write_conf() {
   cat >"$CONF" <<EOF
 # Written by scripts/slurm-local.sh: a single-node Slurm for kdtrain's cluster tests.
 ClusterName=kdtrain-local
+SlurmctldPort=$PORT
+SlurmdPort=$((PORT + 1))
 SlurmctldHost=$host(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root

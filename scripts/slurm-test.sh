@@ -21,7 +21,7 @@
 #
 # Writes WORKDIR/final-checkpoints.txt (two lines: plain, resumed) for the Swift test.
 # Exit status: 0 passed; 1 failed (reason on stderr, with the job logs); 77 Slurm cannot run on
-# this machine (only when the environment variable CI is unset: in CI that is a failure, 1).
+# this machine (only when the environment variable CI is unset; when CI is set, even empty, 1).
 # Every wait is bounded; the whole test is bounded by KDTRAIN_SLURM_TEST_BUDGET_S (default 660 s).
 # Jobs left in the queue are cancelled on exit; a Slurm started by this test is stopped again
 # unless KDTRAIN_SLURM_KEEP=1.
@@ -56,7 +56,12 @@ fail() { echo "slurm-test: FAIL: $*" >&2; dump_logs; exit 1; }
 STARTED_SLURM=""
 cleanup() {
   local j
-  for j in "${JOBS[@]}"; do SLURM_CONF=${SLURM_CONF:-} timeout 10 scancel "$j" >/dev/null 2>&1 || true; done
+  [ "${#JOBS[@]}" -gt 0 ] && [ -n "${SLURM_CONF:-}" ] || JOBS=()
+  for j in "${JOBS[@]}"; do timeout 10 scancel "$j" >/dev/null 2>&1 || true; done
+  # Let cancelled jobs end (SIGTERM, then SIGKILL after KillWait) before slurmd goes away.
+  local end=$((SECONDS + 45))
+  while [ "${#JOBS[@]}" -gt 0 ] && [ "$SECONDS" -lt "$end" ] \
+        && [ -n "$(timeout 10 squeue -h -j "$(IFS=,; echo "${JOBS[*]}")" 2>/dev/null)" ]; do sleep 1; done
   if [ -n "$STARTED_SLURM" ] && [ "${KDTRAIN_SLURM_KEEP:-0}" != 1 ]; then
     "$REPO/scripts/slurm-local.sh" stop >/dev/null 2>&1 || true
   fi
@@ -72,7 +77,7 @@ if ! "$REPO/scripts/slurm-local.sh" status >/dev/null 2>&1; then
   STARTED_SLURM=1
   if ! out=$("$REPO/scripts/slurm-local.sh" start 2>&1); then
     echo "$out" >&2
-    if [ -n "${CI:-}" ]; then fail "Slurm must run in CI but could not start (above)"; fi
+    if [ -n "${CI+set}" ]; then fail "Slurm must run in CI but could not start (above)"; fi
     echo "slurm-test: SKIP: Slurm cannot run on this machine (above); set CI=1 to make this a failure" >&2
     exit 77
   fi
