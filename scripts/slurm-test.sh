@@ -36,8 +36,8 @@ BUDGET_S=${KDTRAIN_SLURM_TEST_BUDGET_S:-660}
 T0=$SECONDS
 
 # The configuration: 160 synthetic images, global batch 16 => 10 steps per epoch; teacher 5 steps,
-# student 20 steps with a checkpoint every 3 (so an interruption usually lands between two).
-IDS=20 IMAGES=8 BATCH=16 STUDENT_EPOCHS=2
+# student 30 steps with a checkpoint every 3 (so an interruption usually lands between two).
+IDS=20 IMAGES=8 BATCH=16 STUDENT_EPOCHS=3
 STUDENT_STEPS=$((STUDENT_EPOCHS * IDS * IMAGES / BATCH))
 FINAL=$(printf 'step-%08d.safetensors' "$STUDENT_STEPS")
 KD_ARGS=(--set "data.train=synthetic:ids=$IDS,images=$IMAGES" --set data.eval=synthetic:pairs=100,verify-ids=40
