@@ -124,27 +124,39 @@ final class EndToEndTests: XCTestCase {
         XCTAssert(resumed.stdout.contains("resuming at step \(ck.position.step)"), resumed.output)
     }
 
-    /// The real network with synchronized batch norm: 2 ranks at batch B/2 each train the same
-    /// weights as 1 rank at batch B (up to summation order), and the replicas are checked
-    /// bitwise against each other after every step (dist.checkEvery=1).
+    /// The real network with synchronized batch norm: one step on 2 ranks at batch B/2 each gives
+    /// the gradients (the momentum after one step), weights and running statistics of one rank at
+    /// batch B, up to summation order; replicas are compared bitwise after the step. Longer runs
+    /// drift apart in jumps, not smoothly (measured: 2e-6 after one step, 2e-3 in the gradients of
+    /// the second step at lr 0.01), which we attribute to CBAM's max pooling picking another argmax
+    /// after last-bit differences (not proven; runs of one world size are bitwise reproducible).
     func testSyncBatchNormTwoRanksMatchOneRank() throws {
         let dir = try temporaryRunDirectory(self)
-        let args = tinyRun + ["--set", "teacher.epochs=1", "--set", "dist.syncBN=true", "--set", "dist.checkEvery=1",
-                              "--set", "data.flip=false"]
+        let args = tinyRun + ["--set", "teacher.epochs=0.09", "--set", "dist.syncBN=true", "--set", "dist.checkEvery=1",
+                              "--set", "optim.warmupSteps=0", "--set", "optim.schedule=constant", "--set", "teacher.lr=0.01"]
         for (name, ranks) in [("one", nil), ("two", 2)] as [(String, Int?)] {
             let r = try ProcessRunner.run(try kdtrain, ranks: ranks, ["train-teacher", "--run-dir", dir + "/" + name] + args, timeout: 300)
             XCTAssertEqual(r.status, 0, r.output)
         }
-        let a = try parameters(try XCTUnwrap(Checkpoint.list(in: dir + "/one/teacher").last))
-        let b = try parameters(try XCTUnwrap(Checkpoint.list(in: dir + "/two/teacher").last))
-        var worst: Float = 0, worstName = ""
-        for (k, va) in a where !k.hasSuffix("running_var") && !k.hasSuffix("running_mean") {
-            let vb = try XCTUnwrap(b[k], k)
-            let scale = max(va.map(abs).max() ?? 0, 1e-3)
-            let d = zip(va, vb).map { abs($0 - $1) }.max() ?? 0
-            if d / scale > worst { worst = d / scale; worstName = k }
+        let pa = try XCTUnwrap(Checkpoint.list(in: dir + "/one/teacher").last), pb = try XCTUnwrap(Checkpoint.list(in: dir + "/two/teacher").last)
+        XCTAssertEqual(try Checkpoint.read(pa).position.step, 1)
+        let a = Dictionary(uniqueKeysWithValues: try SafeTensors.read(path: pa).tensors.map { ($0.name, $0.values) })
+        let b = Dictionary(uniqueKeysWithValues: try SafeTensors.read(path: pb).tensors.map { ($0.name, $0.values) })
+        XCTAssertEqual(a.keys.sorted(), b.keys.sorted())
+        for group in ["optimizer.momentum.", ""] {
+            let keys = a.keys.filter { group.isEmpty ? !$0.hasPrefix("optimizer.") : $0.hasPrefix(group) }
+            // Tensors that are zero in exact arithmetic (a bias before a batch norm) are compared
+            // against 1% of the group's largest value.
+            let floor = 1e-2 * (keys.map { a[$0]!.map(abs).max() ?? 0 }.max() ?? 0)
+            var worst: Float = 0, worstName = ""
+            for k in keys {
+                let va = a[k]!, vb = try XCTUnwrap(b[k], k)
+                let d = zip(va, vb).map { abs($0 - $1) }.max() ?? 0
+                let r = d / max(va.map(abs).max() ?? 0, floor)
+                if r > worst { worst = r; worstName = k }
+            }
+            XCTAssertLessThan(worst, 1e-4, "largest relative difference in \(worstName)")
         }
-        XCTAssertLessThan(worst, 2e-3, "largest relative difference in \(worstName)")
     }
 
     /// Non-finite losses: steps are skipped and counted; past the limit the job stops with a message.
