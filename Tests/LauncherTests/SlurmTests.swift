@@ -51,11 +51,14 @@ final class SlurmTests: XCTestCase {
         print("SlurmTests: scripts/slurm-test.sh passed in \(Int(run.seconds.rounded())) s")
     }
 
-    /// Equal metadata, the same tensors, every tensor (parameters, optimizer momentum and batch-norm
+    /// Equal metadata (but the run id), the same tensors, every tensor (parameters, optimizer momentum and batch-norm
     /// running statistics, which kdtrain averages across ranks every step) bit for bit.
     func assertSameStudent(plain: String, resumed: String, file: StaticString = #filePath, line: UInt = #line) throws {
         let a = try SafeTensors.read(path: plain), b = try SafeTensors.read(path: resumed)
-        XCTAssertEqual(a.metadata, b.metadata, "checkpoint metadata differs", file: file, line: line)
+        // Each job has its own run directory, hence its own run_id; everything else must agree.
+        XCTAssertEqual(a.metadata.filter { $0.key != "run_id" }, b.metadata.filter { $0.key != "run_id" },
+                       "checkpoint metadata differs", file: file, line: line)
+        XCTAssertNotEqual(a.metadata["run_id"], nil, "checkpoints carry a run_id", file: file, line: line)
         let bt = Dictionary(b.tensors.map { ($0.name, $0) }, uniquingKeysWith: { x, _ in x })
         XCTAssertEqual(Set(a.tensors.map(\.name)), Set(bt.keys), "the checkpoints hold different tensors", file: file, line: line)
         var compared = 0, statistics = 0, momentum = 0

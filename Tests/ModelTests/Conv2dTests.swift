@@ -2,25 +2,12 @@ import XCTest
 import Model
 
 final class Conv2dTests: XCTestCase {
-    /// Direct (naive) convolution in CNHW, for comparison with the im2col + GEMM path.
+    /// Direct (naive) convolution in CNHW (`referenceConv`), with its output shape.
     func naiveConv(x: UnsafePointer<Float>, s: Shape, w: UnsafePointer<Float>, b: UnsafePointer<Float>?,
                    co: Int, k: Int, stride: Int, pad: Int, groups: Int) -> (Shape, [Float]) {
         let ho = (s.h + 2 * pad - k) / stride + 1, wo = (s.w + 2 * pad - k) / stride + 1
-        let cig = s.c / groups, cog = co / groups
-        var y = [Float](repeating: 0, count: co * s.n * ho * wo)
-        for oc in 0..<co { let g = oc / cog
-            for n in 0..<s.n { for oy in 0..<ho { for ox in 0..<wo {
-                var acc = Double(b?[oc] ?? 0)
-                for ci in 0..<cig { for ky in 0..<k { for kx in 0..<k {
-                    let iy = oy * stride - pad + ky, ix = ox * stride - pad + kx
-                    if iy < 0 || iy >= s.h || ix < 0 || ix >= s.w { continue }
-                    let xv = x[((g * cig + ci) * s.n + n) * s.h * s.w + iy * s.w + ix]
-                    acc += Double(xv) * Double(w[((oc * cig + ci) * k + ky) * k + kx])
-                } } }
-                y[((oc * s.n + n) * ho + oy) * wo + ox] = Float(acc)
-            } } }
-        }
-        return (Shape(n: s.n, c: co, h: ho, w: wo), y)
+        return (Shape(n: s.n, c: co, h: ho, w: wo),
+                referenceConv(x: x, s: s, w: w, b: b, co: co, k: k, stride: stride, pad: pad, groups: groups))
     }
 
     /// (n, ci, co, h, w, k, stride, pad, groups, bias)

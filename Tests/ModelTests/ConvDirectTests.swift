@@ -6,8 +6,8 @@ import XCTest
 import Foundation
 import Model
 
-/// Naive CNHW convolution in double (reference for both algorithms).
-private func referenceConv(x: UnsafePointer<Float>, s: Shape, w: UnsafePointer<Float>, b: UnsafePointer<Float>?,
+/// Naive CNHW convolution in double (reference for both algorithms and for Conv2dTests).
+func referenceConv(x: UnsafePointer<Float>, s: Shape, w: UnsafePointer<Float>, b: UnsafePointer<Float>?,
                            co: Int, k: Int, stride: Int, pad: Int, groups: Int) -> [Float] {
     let ho = (s.h + 2 * pad - k) / stride + 1, wo = (s.w + 2 * pad - k) / stride + 1
     let cig = s.c / groups, cog = co / groups
