@@ -170,6 +170,26 @@ final class EndToEndTests: XCTestCase {
         XCTAssert(r.stderr.contains("non-finite") && r.stderr.contains("guards.maxSkippedSteps"), r.output)
     }
 
+    /// A checkpoint written by one rank resumes on two: the job says the data order changes,
+    /// finishes, and the two replicas agree (replica checks every step).
+    func testResumeOnAnotherWorldSize() throws {
+        let dir = try temporaryRunDirectory(self)
+        let args = ["train-teacher", "--run-dir", dir] + tinyRun + ["--set", "teacher.epochs=4", "--set", "checkpoints.every=2",
+                                                                    "--set", "dist.checkEvery=1"]
+        let p = try ProcessRunner.launch(try kdtrain, ranks: nil, args)
+        XCTAssert(p.waitFor(timeout: 120) { !Checkpoint.list(in: dir + "/teacher").isEmpty }, p.currentOutput)
+        p.signal(SIGTERM)
+        let r1 = p.finish(timeout: 120)
+        XCTAssertEqual(r1.status, 0, r1.output)
+        let at = try Checkpoint.read(try XCTUnwrap(Checkpoint.list(in: dir + "/teacher").last)).position.step
+        XCTAssertLessThan(at, 4 * 12, "the run ended before the signal")
+        let r2 = try ProcessRunner.run(try kdtrain, ranks: 2, args + ["--resume", "auto"], timeout: 300)
+        XCTAssertEqual(r2.status, 0, r2.output)
+        XCTAssert(r2.stdout.contains("written by 1 rank(s), this job has 2") && r2.stdout.contains("data order changes"), r2.output)
+        XCTAssert(r2.stdout.contains("resuming at step \(at)"), r2.output)
+        XCTAssertEqual(try Checkpoint.read(try XCTUnwrap(Checkpoint.list(in: dir + "/teacher").last)).position.step, 4 * 12)
+    }
+
     func testBadOptionsAndFilesGiveOneClearLine() throws {
         let dir = try temporaryRunDirectory(self)
         func fails(_ args: [String], mentioning needle: String, file: StaticString = #filePath, line: UInt = #line) throws {
