@@ -31,8 +31,9 @@ extension EvaluationReport {
         func px(_ factor: Int) -> Double { left + (log2(Double(max(factor, 1))) - xMin) / (xMax - xMin) * (right - left) }
 
         // y: percent, nice step.
-        let accs = rows.map { $0.accuracy * 100 }
-        let dataLo = accs.min() ?? 0, dataHi = accs.max() ?? 100
+        // Rows aggregated over seeds carry their seed spread: the axis spans mean +- that std.
+        let lows = rows.map { ($0.accuracy - ($0.seedStd ?? 0)) * 100 }, highs = rows.map { ($0.accuracy + ($0.seedStd ?? 0)) * 100 }
+        let dataLo = lows.min() ?? 0, dataHi = highs.max() ?? 100
         let span = max(dataHi - dataLo, 1)
         let step = [1.0, 2.0, 5.0, 10.0, 20.0].first { span / $0 <= 8 } ?? 20
         var yLo = max(0, (floor(dataLo / step) - (dataLo.truncatingRemainder(dividingBy: step) == 0 ? 1 : 0)) * step)
@@ -89,6 +90,15 @@ extension EvaluationReport {
             s += "<g class=\"series\" data-model=\"\(xml(model))\">\n"
             s += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\" points=\""
                 + points.map { "\(f($0.0)),\(f($0.1))" }.joined(separator: " ") + "\"/>\n"
+            for r in rows where r.model == model {
+                guard let sd = r.seedStd, sd > 0 else { continue }
+                let x = px(r.degradationFactor) + Double(i - models.count / 2) * 3   // dodge overlapping bars
+                let y0 = py((r.accuracy - sd) * 100), y1 = py((r.accuracy + sd) * 100)
+                s += "<g class=\"error-bar\" stroke=\"\(color)\" stroke-width=\"1.5\">"
+                    + "<line x1=\"\(f(x))\" y1=\"\(f(y0))\" x2=\"\(f(x))\" y2=\"\(f(y1))\"/>"
+                    + "<line x1=\"\(f(x - 4))\" y1=\"\(f(y0))\" x2=\"\(f(x + 4))\" y2=\"\(f(y0))\"/>"
+                    + "<line x1=\"\(f(x - 4))\" y1=\"\(f(y1))\" x2=\"\(f(x + 4))\" y2=\"\(f(y1))\"/></g>\n"
+            }
             for (x, y) in points { s += marker(i, x, y, color) }
             s += "</g>\n"
             let ly = top + 12 + Double(i) * 22

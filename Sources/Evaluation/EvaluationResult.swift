@@ -33,6 +33,15 @@ public struct EvaluationResult: Codable, Sendable, Equatable {
     public var pairs: Int
     /// Which protocol produced the numbers (`VerificationProtocol.name` for this module).
     public var protocolName: String
+    /// Accuracy and best threshold of each held-out fold (absent in reports written before they were kept).
+    public var foldAccuracies: [Double]? = nil
+    public var foldThresholds: [Double]? = nil
+    /// The training seed of this row, for rows of a multi-seed study.
+    public var seed: UInt64? = nil
+    /// For rows aggregated over seeds: the number of seeds and the sample std (ddof 1) of their
+    /// accuracies; `accuracy` is then the mean over seeds and `accuracyStd` the mean fold std.
+    public var seeds: Int? = nil
+    public var seedStd: Double? = nil
 
     /// A result with every field given.
     public init(model: String, dataset: String, degradationFactor: Int, degradation: String, accuracy: Double,
@@ -62,5 +71,7 @@ public struct EvaluationResult: Codable, Sendable, Equatable {
                   threshold: metrics.accuracy.thresholdMean, tarAtFar: metrics.validationRate.valMean,
                   tarStd: metrics.validationRate.valStd, far: metrics.validationRate.farMean,
                   farTarget: metrics.validationRate.farTarget, auc: metrics.auc, pairs: metrics.pairs)
+        foldAccuracies = metrics.accuracy.foldAccuracies
+        foldThresholds = metrics.accuracy.foldThresholds
     }
 }

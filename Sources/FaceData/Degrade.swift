@@ -167,13 +167,19 @@ public final class SamplePipeline {
     }
 
     /// Full processing of one image for evaluation: resize to the input size, degrade at `factor`
-    /// (deterministic: `Degradation.evaluation`), optional mirror, normalized into `out` (3*H*W floats).
+    /// (deterministic: `Degradation.evaluation`), optional mirror, normalized into `out` (3*H*W floats);
+    /// then, at factors above 1, blurred by `blur` (A-SKD's protocol; nil = no blur).
     public func evaluationView(_ img: FaceImage, factor: Float, downKernel: ResizeKernel = .bicubic,
-                               upKernel: ResizeKernel = .bicubic, flip: Bool = false, into out: UnsafeMutablePointer<Float>) {
+                               upKernel: ResizeKernel = .bicubic, flip: Bool = false, blur: AxisBlur? = nil,
+                               into out: UnsafeMutablePointer<Float>) {
         loadBase(img)
         if flip { augment(flip: true, dx: 0, dy: 0) }
         var rng = Rng(state: 0)
         writeLR(out, factor: factor, degradation: .evaluation(factor: factor, downKernel: downKernel, upKernel: upKernel), rng: &rng)
+        if let blur, factor > 1 {
+            if native.count < max(height, width) { native = [Float](repeating: 0, count: max(height, width)) }
+            native.withUnsafeMutableBufferPointer { blur.apply(out, channels: 3, height: height, width: width, tmp: $0.baseAddress!) }
+        }
     }
 
     /// Training processing of one image: the shared augmentation from `rng`, then hr and lr views.

@@ -28,7 +28,7 @@ struct RunOptions: ParsableArguments {
 }
 
 /// Runs `body` inside an MPI job with the thread policy applied; maps errors to one line.
-func withJob(_ opts: RunOptions, _ body: (Communicator, RunConfig) throws -> Bool) throws {
+func withJob(_ opts: RunOptions, presets: [String] = [], _ body: (Communicator, RunConfig) throws -> Bool) throws {
     let comm: Communicator
     do { comm = try Communicator() } catch {
         Communicator.abortJob(message: "MPI initialization failed: \(error)")
@@ -37,7 +37,7 @@ func withJob(_ opts: RunOptions, _ body: (Communicator, RunConfig) throws -> Boo
     // A stop signal that arrives before training starts is kept and honoured at the first step.
     kd_install_stop_handlers()
     do {
-        let cfg = try RunConfig.load(file: opts.config, overrides: opts.overrides)
+        let cfg = try RunConfig.load(file: opts.config, overrides: presets + opts.overrides)
         let problems = cfg.problems(worldSize: comm.size)
         if !problems.isEmpty { throw ConfigError(problems.map { "invalid option: \($0)" }.joined(separator: "\n")) }
         let finished = try body(comm, cfg)
@@ -154,14 +154,49 @@ struct Evaluate: ParsableCommand {
     }
 }
 
+/// Options of the multi-seed studies (ablation, compare).
+struct StudyOptions: ParsableArguments {
+    @Option(help: "Train every student with this many seeds (seed, seed+1, ...); the report gives mean and std over seeds and paired tests.")
+    var seeds = 1
+    @Flag(help: "The longer schedule: teacher.epochs=\(StudyOptions.longEpochs) and student.epochs=\(StudyOptions.longEpochs) unless --set gives them (short schedules may hide the attention effect).")
+    var long = false
+    static let longEpochs = 6
+    var presets: [String] { long ? ["teacher.epochs=\(StudyOptions.longEpochs)", "student.epochs=\(StudyOptions.longEpochs)"] : [] }
+}
+
 struct Ablation: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "The paper's Table 1 from one teacher: student without KD, + logit KD, + attention KD, + both.")
+        abstract: "The paper's Table 1 from one teacher: student without KD, + logit KD, + attention KD, + both.",
+        discussion: """
+        The teacher is trained once (or loaded: --set teacher.checkpoint=PATH); every student has the same \
+        data, schedule and seed, and only its distillation terms differ; the loss starts from loss.recipe \
+        (default paper). Students go to RUN/ablation/seed-S/{basic,kd,att,kd-att}/, the tables to \
+        RUN/eval/ablation.{json,md,svg} and RUN/report.md. Options worth knowing: seed, teacher.checkpoint, \
+        loss.recipe, loss.balanceEvery, eval.degrade.
+        """)
     @OptionGroup var options: RunOptions
+    @OptionGroup var study: StudyOptions
     func run() throws {
-        try withJob(options) { comm, cfg in
+        try withJob(options, presets: study.presets) { comm, cfg in
             let run = try Run(comm: comm, config: cfg, dir: options.runDir, resume: options.resumeMode, quiet: options.quiet)
-            return try run.ablation()
+            return try run.ablation(seeds: study.seeds)
+        }
+    }
+}
+
+struct Compare: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The paper's Tables 3-4 from one teacher: CosFace, ArcFace, attention transfer, A-SKD and the paper's method.",
+        discussion: """
+        Each row uses its recipe's cited values (kdtrain config --recipes); same teacher, data, schedule \
+        and seeds. Students go to RUN/compare/seed-S/<row>/, the tables to RUN/eval/compare.{json,md,svg}.
+        """)
+    @OptionGroup var options: RunOptions
+    @OptionGroup var study: StudyOptions
+    func run() throws {
+        try withJob(options, presets: study.presets) { comm, cfg in
+            let run = try Run(comm: comm, config: cfg, dir: options.runDir, resume: options.resumeMode, quiet: options.quiet)
+            return try run.compare(seeds: study.seeds)
         }
     }
 }
@@ -173,9 +208,22 @@ struct ShowConfig: ParsableCommand {
     @OptionGroup var options: RunOptions
     @Option(help: "Ranks to validate the configuration for.")
     var ranks = 1
+    @Flag(help: "List the loss recipes with their values and sources instead.")
+    var recipes = false
     func run() throws {
+        if recipes {
+            for r in LossRecipe.all {
+                print("\(r.name): \(r.summary)\n  source: \(r.source)")
+            }
+            return
+        }
         let cfg = try RunConfig.load(file: options.config, overrides: options.overrides)
         print(cfg.json)
+        if let r = LossRecipe.named[cfg.loss.recipe] {
+            let o = LossRecipe.overriddenKeys(cfg.loss)
+            FileHandle.standardError.write(Data("loss.recipe \(r.name): \(r.summary)\n  source: \(r.source)\n".utf8))
+            if !o.isEmpty { FileHandle.standardError.write(Data("  set explicitly, over the recipe: \(o.joined(separator: ", "))\n".utf8)) }
+        }
         let problems = cfg.problems(worldSize: ranks)
         for p in problems { FileHandle.standardError.write(Data("invalid option: \(p)\n".utf8)) }
         if !problems.isEmpty { throw ExitCode.failure }

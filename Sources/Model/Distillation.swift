@@ -6,10 +6,41 @@
 // and are transposed once to row-major (N, E) for the head and losses.
 import Foundation
 
+/// A block of a network: `stage` indexes NetworkConfig.depths, `block` the block in that stage.
+public struct BlockRef: Sendable, Equatable, Hashable, Codable, CustomStringConvertible {
+    public var stage: Int, block: Int
+    public init(stage: Int, block: Int) { self.stage = stage; self.block = block }
+    public var description: String { "\(stage).\(block)" }
+    /// Parses "stage.block", e.g. "1.0".
+    public init?(parsing s: Substring) {
+        let parts = s.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 2, let a = Int(parts[0]), let b = Int(parts[1]), a >= 0, b >= 0 else { return nil }
+        stage = a; block = b
+    }
+}
+
+/// Which blocks' CBAM maps A-SKD compares.
+public enum BlockSelection: Sendable, Equatable, Codable {
+    /// The last block of each chosen stage.
+    case last
+    /// Every block of each chosen stage (A-SKD's hook on every `attention_target`).
+    case every
+    /// These student blocks (the chosen stages are ignored).
+    case listed([BlockRef])
+}
+
+/// One distilled pair: a student block and the teacher block it is matched to.
+public struct BlockPair: Sendable, Equatable {
+    public var student: BlockRef, teacher: BlockRef
+}
+
 /// What the attention-map distillation compares, and how.
 public struct AttentionDistillConfig: Sendable, Equatable, Codable {
-    /// Stages whose last block's maps are distilled (indices into NetworkConfig.depths).
+    /// Stages distilled: A-SKD takes the blocks of `blocks` in these stages; attention transfer
+    /// takes the output of each stage's last block (Zagoruyko's group outputs).
     public var stages: [Int]
+    /// Which blocks of those stages A-SKD compares.
+    public var blocks: BlockSelection
     /// A-SKD: compare CBAM channel maps (needs equal channel counts) and/or spatial maps.
     public var channel: Bool
     public var spatial: Bool
@@ -17,10 +48,43 @@ public struct AttentionDistillConfig: Sendable, Equatable, Codable {
     public var beforeSigmoid: Bool
     /// Mean (true) or sum (false) over the compared maps.
     public var meanOverMaps: Bool
-    public init(stages: [Int], channel: Bool = true, spatial: Bool = true, beforeSigmoid: Bool = false,
-                meanOverMaps: Bool = false) {
-        self.stages = stages; self.channel = channel; self.spatial = spatial
+    public init(stages: [Int], blocks: BlockSelection = .last, channel: Bool = true, spatial: Bool = true,
+                beforeSigmoid: Bool = false, meanOverMaps: Bool = false) {
+        self.stages = stages; self.blocks = blocks; self.channel = channel; self.spatial = spatial
         self.beforeSigmoid = beforeSigmoid; self.meanOverMaps = meanOverMaps
+    }
+
+    /// The student blocks A-SKD distills, each matched to the teacher block at the same relative
+    /// depth of its stage (block b of Ds student blocks -> ceil((b + 1) Dt / Ds) - 1 of Dt teacher
+    /// blocks: equal depths pair block for block, and a stage's last block always meets the
+    /// teacher's last). Blocks or stages that do not exist are left out; `problems` names them.
+    public func blockPairs(student s: NetworkConfig, teacher t: NetworkConfig) -> [BlockPair] {
+        var refs: [BlockRef] = []
+        switch blocks {
+        case .last: refs = stages.compactMap { $0 >= 0 && $0 < s.depths.count ? BlockRef(stage: $0, block: s.depths[$0] - 1) : nil }
+        case .every:
+            for st in stages where st >= 0 && st < s.depths.count { for b in 0..<s.depths[st] { refs.append(BlockRef(stage: st, block: b)) } }
+        case .listed(let l): refs = l.filter { $0.stage < s.depths.count && $0.block < s.depths[$0.stage] }
+        }
+        return refs.compactMap { r in
+            guard r.stage < t.depths.count else { return nil }
+            let ds = s.depths[r.stage], dt = t.depths[r.stage]
+            let tb = ((r.block + 1) * dt + ds - 1) / ds - 1
+            return BlockPair(student: r, teacher: BlockRef(stage: r.stage, block: tb))
+        }
+    }
+
+    /// Listed blocks or stages absent from the student network, one line each.
+    public func problems(student s: NetworkConfig) -> [String] {
+        var p: [String] = []
+        for st in stages where st < 0 || st >= s.depths.count { p.append("attention: stage \(st) does not exist (the student has \(s.depths.count))") }
+        if case .listed(let l) = blocks {
+            if l.isEmpty { p.append("attention: no blocks listed") }
+            for r in l where r.stage >= s.depths.count || r.block >= s.depths[r.stage] {
+                p.append("attention: block \(r) does not exist in the student (depths \(s.depths))")
+            }
+        }
+        return p
     }
 }
 
@@ -114,6 +178,11 @@ public final class DistillationStep {
     private var tCos: UnsafeMutablePointer<Float> = .allocate(capacity: 1)
     private var capacity = 0
     private var pairs: [AttentionMapPair] = []
+    /// The CBAM modules A-SKD compares, (student, teacher), fixed at init.
+    private var cbamPairs: [(CBAM, CBAM)] = []
+    /// Batch-norm running statistics saved around the loss-balance passes.
+    private var savedBuffers: UnsafeMutablePointer<Float> = .allocate(capacity: 1)
+    private var savedBufferCount = 0
     public private(set) var batch = 0
 
     /// - Precondition: the teacher (when the loss needs one) has the student's classes and, for
@@ -127,10 +196,14 @@ public final class DistillationStep {
                                                             teacherClasses: t.head.classes, loss: loss) {
                 preconditionFailure(p)
             }
+            for bp in loss.attention.blockPairs(student: student.net.config, teacher: t.net.config) {
+                cbamPairs.append((student.net.blocks[bp.student.stage][bp.student.block].cbam,
+                                  t.net.blocks[bp.teacher.stage][bp.teacher.block].cbam))
+            }
         }
     }
 
-    deinit { dLogits.deallocate(); dCos.deallocate(); sCos.deallocate(); tCos.deallocate() }
+    deinit { dLogits.deallocate(); dCos.deallocate(); sCos.deallocate(); tCos.deallocate(); savedBuffers.deallocate() }
 
     /// Every reason a student/teacher pair cannot be distilled with `loss`, one line each.
     public static func compatibilityProblems(student s: NetworkConfig, teacher t: NetworkConfig, studentClasses: Int,
@@ -143,16 +216,29 @@ public final class DistillationStep {
             p.append("embedding distillation: student embedding \(s.embeddingSize) != teacher \(t.embeddingSize)")
         }
         if loss.attentionSimilarity > 0 || loss.attentionTransfer > 0 {
-            if loss.attention.stages.isEmpty { p.append("attention: no stages chosen") }
+            var listed = false
+            if case .listed = loss.attention.blocks { listed = true }
+            if loss.attention.stages.isEmpty && (loss.attentionTransfer > 0 || !listed) { p.append("attention: no stages chosen") }
+            p += loss.attention.problems(student: s)
             let ss = s.stageSides, ts = t.stageSides
-            for st in loss.attention.stages {
-                guard st >= 0 && st < ss.count && st < ts.count else {
-                    p.append("attention: stage \(st) does not exist in both networks"); continue
-                }
+            for st in loss.attention.stages where st >= 0 && st < ss.count {
+                guard st < ts.count else { p.append("attention: stage \(st) does not exist in the teacher"); continue }
                 if ss[st] != ts[st] { p.append("attention: stage \(st) is \(ss[st])x\(ss[st]) in the student, \(ts[st])x\(ts[st]) in the teacher") }
-                if loss.attentionSimilarity > 0 && loss.attention.channel && s.widths[st] != t.widths[st] {
-                    p.append("attention: channel maps of stage \(st) differ (\(s.widths[st]) vs \(t.widths[st]) channels); disable channel maps")
+            }
+            if loss.attentionSimilarity > 0 {
+                for pair in loss.attention.blockPairs(student: s, teacher: t) {
+                    let st = pair.student.stage
+                    if ss[st] != ts[st] && !loss.attention.stages.contains(st) {
+                        p.append("attention: block \(pair.student) is \(ss[st])x\(ss[st]) in the student, \(ts[st])x\(ts[st]) in the teacher")
+                    }
+                    if loss.attention.channel && s.widths[st] != t.widths[st] {
+                        p.append("attention: channel maps of block \(pair.student) differ (\(s.widths[st]) vs \(t.widths[st]) channels); disable channel maps")
+                    }
                 }
+                if loss.attention.blockPairs(student: s, teacher: t).isEmpty && !loss.attention.stages.isEmpty && !listed {
+                    p.append("attention: no block of the chosen stages exists in both networks")
+                }
+                if !loss.attention.channel && !loss.attention.spatial { p.append("attention: neither channel nor spatial maps chosen") }
             }
             if s.inputSize != t.inputSize { p.append("attention: input sizes differ (\(s.inputSize) vs \(t.inputSize))") }
         }
@@ -169,7 +255,7 @@ public final class DistillationStep {
             sCos = .allocate(capacity: nk); tCos = .allocate(capacity: nk)
             capacity = nk
         }
-        pairs.reserveCapacity(2 * loss.attention.stages.count)
+        pairs.reserveCapacity(2 * cbamPairs.count)
         batch = n
     }
 
@@ -208,8 +294,7 @@ public final class DistillationStep {
             }
             if loss.attentionSimilarity > 0 {
                 pairs.removeAll(keepingCapacity: true)    // capacity reserved in plan: no allocation
-                for st in loss.attention.stages {
-                    let a = s.net.stageAttention[st], b = t.net.stageAttention[st]
+                for (a, b) in cbamPairs {
                     let pre = loss.attention.beforeSigmoid
                     if loss.attention.channel {
                         pairs.append(AttentionMapPair(student: pre ? a.caLogit.value : a.ca.value,
@@ -250,5 +335,58 @@ public final class DistillationStep {
         if let prof { prof.add(.loss, Profiler.now() - t0) }
         s.net.backward(ready: ready)
         return out
+    }
+
+    // MARK: loss balance
+
+    /// The weighted terms of the loss, in a fixed order, for the loss-balance report.
+    public enum Term: String, CaseIterable, Sendable { case recognition, kd, attentionSimilarity, attentionTransfer, embedding }
+
+    /// Loss balance on the loaded batch (teacher forward already done): for each active term, a
+    /// training forward and backward of that weighted term alone, and the global L2 norm of its
+    /// gradient on the student's network parameters (the margin head excluded: only CE and KD
+    /// reach it). Gradients, batch-norm running statistics and the loss weights are restored, so
+    /// the step that follows is bitwise the step without this measurement; re-seed dropout
+    /// before it. Returns (term, weighted value, gradient norm) for the active terms.
+    public func termGradientNorms(labels: UnsafePointer<Int32>) -> [(term: Term, value: Float, gradNorm: Float)] {
+        let st = student.store, saved = loss
+        if savedBufferCount < st.bufferCount {
+            savedBuffers.deallocate(); savedBufferCount = st.bufferCount
+            savedBuffers = .allocate(capacity: max(1, savedBufferCount))
+        }
+        savedBuffers.update(from: st.buffers, count: st.bufferCount)
+        defer { loss = saved; st.buffers.update(from: savedBuffers, count: st.bufferCount); st.zeroGrad() }
+        let netParams = student.head.weightOffset
+        var result: [(term: Term, value: Float, gradNorm: Float)] = []
+        for term in Term.allCases where DistillationStep.weight(term, in: saved) > 0 {
+            var only = LossConfig()
+            only.recognition = 0
+            only.temperature = saved.temperature; only.attention = saved.attention; only.embeddingKind = saved.embeddingKind
+            switch term {
+            case .recognition: only.recognition = saved.recognition
+            case .kd: only.kd = saved.kd
+            case .attentionSimilarity: only.attentionSimilarity = saved.attentionSimilarity
+            case .attentionTransfer: only.attentionTransfer = saved.attentionTransfer
+            case .embedding: only.embedding = saved.embedding
+            }
+            loss = only
+            st.zeroGrad()
+            st.buffers.update(from: savedBuffers, count: st.bufferCount)
+            let out = studentForwardBackward(labels: labels)
+            var ss: Double = 0
+            for i in 0..<netParams { let g = Double(st.grads[i]); ss += g * g }
+            result.append((term, out.total, Float(ss.squareRoot())))
+        }
+        return result
+    }
+
+    static func weight(_ term: Term, in l: LossConfig) -> Float {
+        switch term {
+        case .recognition: return l.recognition
+        case .kd: return l.kd
+        case .attentionSimilarity: return l.attentionSimilarity
+        case .attentionTransfer: return l.attentionTransfer
+        case .embedding: return l.embedding
+        }
     }
 }

@@ -49,6 +49,9 @@ public final class Evaluator {
         let threads = max(1, cfg.data.threads)
         let pipes = (0..<threads).map { _ in SamplePipeline(height: side, width: side, resizeKernel: kernel(cfg.data.resize)) }
         let down = kernel(cfg.eval.down), up = kernel(cfg.eval.up)
+        let blur = cfg.eval.blur.map { AxisBlur(sigmaX: $0[0], sigmaY: $0[1], kernel: cfg.eval.blurKernel) }
+        // Image 2i is the gallery image of pair i and 2i + 1 its probe.
+        let probeOnly = cfg.eval.degrade == "probe", lo = shard.lowerBound
         var start = 0
         while start < images.count {
             let n = min(bs, images.count - start)
@@ -59,8 +62,9 @@ public final class Evaluator {
                 nonisolated(unsafe) let ps = pipes
                 DispatchQueue.concurrentPerform(iterations: min(threads, n)) { t in
                     for k in stride(from: t, to: n, by: min(threads, n)) {
-                        ps[t].evaluationView(imgs[s0 + k], factor: factor, downKernel: down, upKernel: up, flip: v == 1,
-                                             into: dst + k * ss)
+                        let f: Float = probeOnly && (lo + s0 + k) % 2 == 0 ? 1 : factor
+                        ps[t].evaluationView(imgs[s0 + k], factor: f, downKernel: down, upKernel: up, flip: v == 1,
+                                             blur: blur, into: dst + k * ss)
                     }
                 }
                 model.net.input.loadNCHW(input)

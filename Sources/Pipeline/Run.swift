@@ -31,6 +31,8 @@ public final class Run {
     /// that averaging refuses checkpoints of different runs unless forced. Rank 0 only.
     public private(set) var runID = ""
     private var trainSetCache: (any TrainingSet)?
+    /// The loss balance measured by the last student phase (empty when it was loaded, not trained).
+    public internal(set) var lastBalance = LossBalance()
 
     public init(comm: Communicator, config: RunConfig, dir: String, resume: ResumeMode, quiet: Bool = false) throws {
         self.comm = comm; cfg = config; self.dir = dir; self.resume = resume
@@ -92,12 +94,12 @@ public final class Run {
 
     // MARK: models
 
-    func identity(_ preset: String, classes: Int) -> ModelIdentity {
-        ModelIdentity(network: NetworkConfig.presets[preset]!, classes: classes, head: cfg.marginKind.description)
+    func identity(_ preset: String, classes: Int, config: RunConfig? = nil) -> ModelIdentity {
+        ModelIdentity(network: NetworkConfig.presets[preset]!, classes: classes, head: (config ?? cfg).marginKind.description)
     }
 
-    func makeModel(_ preset: String, classes: Int, seed: UInt64, trainable: Bool) -> FaceModel {
-        FaceModel(config: NetworkConfig.presets[preset]!, classes: classes, margin: cfg.marginKind, seed: seed, trainable: trainable)
+    func makeModel(_ preset: String, classes: Int, seed: UInt64, trainable: Bool, config: RunConfig? = nil) -> FaceModel {
+        FaceModel(config: NetworkConfig.presets[preset]!, classes: classes, margin: (config ?? cfg).marginKind, seed: seed, trainable: trainable)
     }
 
     /// Total optimizer steps of a phase (independent of the number of ranks: the global batch is fixed).
@@ -148,8 +150,9 @@ public final class Run {
     public func student(teacher: FaceModel, phaseDir: String, config override: RunConfig? = nil) throws -> FaceModel? {
         let c = override ?? cfg
         let data = try trainingSet()
-        let id = identity(c.student.preset, classes: data.classCount)
-        let model = makeModel(c.student.preset, classes: data.classCount, seed: c.seed &+ 202, trainable: true)
+        let id = identity(c.student.preset, classes: data.classCount, config: c)
+        let model = makeModel(c.student.preset, classes: data.classCount, seed: c.seed &+ 202, trainable: true, config: c)
+        lastBalance = LossBalance()
         try FileManager.default.createDirectory(atPath: phaseDir, withIntermediateDirectories: true)
         if let path = c.student.checkpoint {
             try Checkpoint.load(try Checkpoint.read(path), into: model.store, identity: id, momentum: false)
@@ -163,7 +166,9 @@ public final class Run {
         }
         let trainer = Trainer(role: .student, comm: comm, config: c, model: model, identity: id, teacher: teacher,
                               trainSet: data, checkpointDir: phaseDir, log: log, runID: runID)
-        switch try trainer.run(resume: start) {
+        let outcome = try trainer.run(resume: start)
+        lastBalance = trainer.balance
+        switch outcome {
         case .completed: return model
         case .interrupted: return nil
         }
@@ -279,33 +284,62 @@ public final class Run {
     }
 
     /// The paper's Table 1 from one teacher: the student without distillation, with logit KD,
-    /// with attention KD, with both; each evaluated at every factor.
-    public func ablation() throws -> Bool {
-        guard let teacher = try teacher() else { return false }
-        var variants: [(String, String, RunConfig)] = []
-        func variant(_ label: String, _ slug: String, kd: Bool, att: Bool) {
+    /// with attention KD, with both; each over `seeds` seeds and evaluated at every factor.
+    public func ablation(seeds: Int = 1) throws -> Bool {
+        func variant(_ label: String, _ slug: String, kd: Bool, att: Bool) -> StudyVariant {
             var c = cfg
             if !kd { c.loss.kd = 0 }
             if !att { c.loss.attention = "none" }
             if kd && c.loss.kd == 0 { c.loss.kd = 1 }
             if att && c.loss.attention == "none" { c.loss.attention = "askd" }
-            variants.append((label, slug, c))
+            return StudyVariant(label: label, slug: slug, config: c)
         }
-        variant("BasicNet (no distillation)", "basic", kd: false, att: false)
-        variant("+ logit KD", "kd", kd: true, att: false)
-        variant("+ attention KD", "att", kd: false, att: true)
-        variant("+ logit KD + attention KD", "kd-att", kd: true, att: true)
-        var models: [(String, FaceModel)] = [("teacher (HR only)", teacher)]
-        for (label, slug, c) in variants {
-            log.say("ablation: \(label)")
-            guard let s = try student(teacher: teacher, phaseDir: dir + "/ablation-" + slug, config: c) else { return false }
-            models.append((label, s))
+        let variants = [variant("BasicNet (no distillation)", "basic", kd: false, att: false),
+                        variant("+ logit KD", "kd", kd: true, att: false),
+                        variant("+ attention KD", "att", kd: false, att: true),
+                        variant("+ logit KD + attention KD", "kd-att", kd: true, att: true)]
+        let att = variants[2].config.loss
+        return try study(name: "ablation", heading: "kdtrain ablation (paper Table 1 shape)", variants: variants, seeds: seeds,
+                         notes: ["Logit KD: T = \(variants[1].config.loss.temperature), weight \(variants[1].config.loss.kd); attention KD: \(Run.describeAttention(att)).",
+                                 "Loss recipe: \(cfg.loss.recipe)" + { let o = LossRecipe.overriddenKeys(cfg.loss); return o.isEmpty ? "." : ", with \(o.joined(separator: ", ")) set explicitly." }()],
+                         combined: (both: 3, parts: [1, 2]))
+    }
+
+    /// The comparison rows of the paper's Tables 3-4 from one teacher: CosFace and ArcFace students
+    /// without distillation, attention transfer, A-SKD, and the paper's method, each with its
+    /// recipe's cited values; same data, schedule and seeds.
+    public func compare(seeds: Int = 1) throws -> Bool {
+        func variant(_ label: String, _ slug: String, recipe: String, head: String? = nil) -> StudyVariant {
+            var c = cfg
+            let keep = c.loss.balanceEvery
+            c.loss = LossRecipe.named[recipe]!.loss(); c.loss.balanceEvery = keep
+            if let head {
+                c.head.kind = head
+                if head == "cosface" { c.head.m = 0.35 } else if head == "arcface" { c.head.m = 0.5 }
+            }
+            return StudyVariant(label: label, slug: slug, config: c)
         }
-        let report = try evaluate(models, title: "kdtrain ablation", prefix: "ablation")
-        try writeReport(report, heading: "kdtrain ablation (paper Table 1 shape)", notes: [
-            "One teacher, one seed (\(cfg.seed)); every student has the same architecture, data, schedule and seed; only the distillation terms differ.",
-            "Logit KD: T = \(cfg.loss.temperature), weight \(cfg.loss.kd == 0 ? 1 : cfg.loss.kd); attention KD: \(cfg.loss.attention == "none" ? "askd" : cfg.loss.attention), weight \(cfg.loss.attentionWeight).",
-        ])
-        return true
+        let variants = [variant("CosFace (no distillation)", "cosface", recipe: "none", head: "cosface"),
+                        variant("ArcFace (no distillation)", "arcface", recipe: "none", head: "arcface"),
+                        variant("AT (attention transfer)", "at", recipe: "at"),
+                        variant("A-SKD", "askd", recipe: "askd"),
+                        variant("paper (CE + logit KD + A-SKD)", "paper", recipe: "paper")]
+        return try study(name: "compare", heading: "kdtrain compare (paper Tables 3-4 shape)", variants: variants, seeds: seeds,
+                         notes: LossRecipe.all.filter { ["none", "at", "askd", "paper"].contains($0.name) }.map { "Recipe \($0.name): \($0.summary) (\($0.source))." }
+                            + ["CosFace uses m = 0.35 (Wang et al.), ArcFace m = 0.5 (Deng et al.), both s = \(cfg.head.s); the distilled students use head.kind = \(cfg.head.kind)."],
+                         combined: nil)
+    }
+
+    static func describeAttention(_ l: RunConfig.Loss) -> String {
+        switch l.attention {
+        case "none": return "none"
+        case "at": return "attention transfer on stage outputs, weight \(l.atWeight) per stage"
+        default:
+            var s = "A-SKD on \(l.blocks) block(s) of stages \(l.stages.map { "\($0)" } ?? "all"), "
+            s += [l.channelMaps ? "channel" : nil, l.spatialMaps ? "spatial" : nil].compactMap { $0 }.joined(separator: " + ")
+            s += " maps \(l.beforeSigmoid ? "before" : "after") the sigmoid, \(l.meanOverMaps ? "mean" : "sum") over maps, weight \(l.attentionWeight)"
+            if l.attention == "both" { s += "; plus attention transfer, weight \(l.atWeight) per stage" }
+            return s
+        }
     }
 }

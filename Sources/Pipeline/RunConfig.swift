@@ -72,25 +72,38 @@ public struct RunConfig: Codable, Equatable, Sendable {
         /// Clip gradients to this global norm (0 = off).
         public var clipNorm: Float = 0
     }
+    /// The combined loss. The defaults are the `paper` recipe (LossRecipes.swift): recognition +
+    /// Hinton KD + A-SKD attention similarity as the A-SKD code computes it. `loss.recipe=NAME`
+    /// sets every key below to that recipe's cited values; keys given explicitly still win.
     public struct Loss: Codable, Equatable, Sendable {
+        /// The recipe the other keys start from: paper, askd, fskd, at, hinton, none.
+        public var recipe = "paper"
         public var recognition: Float = 1
         public var kd: Float = 1
         public var temperature: Float = 4
         /// Attention-map distillation: askd (attention similarity on CBAM maps), at (attention
         /// transfer on stage outputs), both, none.
         public var attention = "askd"
-        public var attentionWeight: Float = 1
-        /// Weight of attention transfer when attention is "at" or "both".
-        public var atWeight: Float = 50
-        /// Stages whose last block is distilled (default: all).
+        /// Weight of each A-SKD map term (A-SKD: distill_attn_param = 5, every term).
+        public var attentionWeight: Float = 5
+        /// Weight of attention transfer per stage when attention is "at" or "both" (Zagoruyko: beta/2 = 500).
+        public var atWeight: Float = 500
+        /// Stages distilled (default: all).
         public var stages: [Int]? = nil
+        /// Blocks whose CBAM maps A-SKD compares: "every" block of the chosen stages, the "last" of
+        /// each, or a list of student blocks "stage.block,..." (e.g. "0.0,2.1").
+        public var blocks = "every"
         public var channelMaps = true
         public var spatialMaps = true
-        public var beforeSigmoid = false
-        public var meanOverMaps = true
+        /// Compare CBAM maps before the sigmoid (A-SKD's hook returns the pre-sigmoid maps).
+        public var beforeSigmoid = true
+        /// Mean over maps (true) or their sum (false, as A-SKD's loss_sum).
+        public var meanOverMaps = false
         public var embedding: Float = 0
         /// cosine, mse, normalized-l2.
         public var embeddingKind = "cosine"
+        /// Measure each term's gradient norm on the student every N steps (0 = never).
+        public var balanceEvery = 50
     }
     public struct Checkpoints: Codable, Equatable, Sendable {
         /// Write a checkpoint every N optimizer steps (0 = only at the end).
@@ -116,6 +129,13 @@ public struct RunConfig: Codable, Equatable, Sendable {
         public var flip = true
         public var down = "bicubic"
         public var up = "bicubic"
+        /// Which images of each pair are degraded: "probe" (the second image of each pair, as the
+        /// paper degrades probes) or "both" (as A-SKD's evaluation code does).
+        public var degrade = "probe"
+        /// Optional blur after up-sampling at factors > 1: [sigmaX, sigmaY] of a Gaussian of size
+        /// `blurKernel`, reflect padding (A-SKD: [0.1, 2.0], 5). null = none.
+        public var blur: [Float]? = nil
+        public var blurKernel = 5
     }
     public struct Guard: Codable, Equatable, Sendable {
         /// Stop when more than this many steps had non-finite loss or gradients.
@@ -150,7 +170,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
     /// Builds a configuration from an optional JSON file and `section.key=value` overrides. Unknown
     /// keys, wrong types and unparsable values are errors naming the key.
     public static func load(file: String?, overrides: [String]) throws -> RunConfig {
-        var tree = try JSONSerialization.jsonObject(with: JSONEncoder().encode(RunConfig())) as! [String: Any]
+        var tree = try JSONSerialization.jsonObject(with: JSONEncoder().encode(try LossRecipe.defaults(file: file, overrides: overrides))) as! [String: Any]
         let known = tree
         if let file {
             guard let data = FileManager.default.contents(atPath: file) else { throw ConfigError("\(file): cannot read the file") }
@@ -162,7 +182,9 @@ public struct RunConfig: Codable, Equatable, Sendable {
         for o in overrides {
             guard let eq = o.firstIndex(of: "="), eq != o.startIndex else { throw ConfigError("--set \(o): expected section.key=value") }
             let key = String(o[..<eq]), raw = String(o[o.index(after: eq)...])
-            let value: Any = (try? JSONSerialization.jsonObject(with: Foundation.Data(raw.utf8), options: [.fragmentsAllowed])) ?? raw
+            var value: Any = (try? JSONSerialization.jsonObject(with: Foundation.Data(raw.utf8), options: [.fragmentsAllowed])) ?? raw
+            // A string option keeps its text even when it reads as a number (loss.blocks=1.0).
+            if !(value is String), known.value(at: key.split(separator: ".").map(String.init)) is String { value = raw }
             var nested: Any = value
             for part in key.split(separator: ".").reversed() { nested = [String(part): nested] }
             guard let obj = nested as? [String: Any] else { throw ConfigError("--set \(o): empty key") }
@@ -184,7 +206,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
         for (k, v) in user {
             let full = path.isEmpty ? k : path + "." + k
             // Optional keys are absent from the encoded defaults when nil.
-            let optionalKeys: Set<String> = ["teacher.checkpoint", "student.checkpoint", "loss.stages"]
+            let optionalKeys: Set<String> = ["teacher.checkpoint", "student.checkpoint", "loss.stages", "eval.blur"]
             guard known[k] != nil || optionalKeys.contains(full) else {
                 throw ConfigError("\(source): unknown option '\(full)'" + suggestion(k, Array(known.keys)))
             }
@@ -255,6 +277,9 @@ public struct RunConfig: Codable, Equatable, Sendable {
              "loss weights must be >= 0")
         need(loss.temperature > 0, "loss.temperature must be > 0")
         need(["askd", "at", "both", "none"].contains(loss.attention), "loss.attention: '\(loss.attention)' is not askd, at, both or none")
+        need(LossRecipe.named[loss.recipe] != nil, "loss.recipe: '\(loss.recipe)' is not \(LossRecipe.all.map(\.name).joined(separator: ", "))")
+        need(blockSelection != nil, "loss.blocks: '\(loss.blocks)' is not every, last or a list of stage.block (e.g. 0.0,2.1)")
+        need(loss.balanceEvery >= 0, "loss.balanceEvery must be >= 0")
         need(["cosine", "mse", "normalized-l2"].contains(loss.embeddingKind), "loss.embeddingKind: '\(loss.embeddingKind)' is not cosine, mse or normalized-l2")
         need(checkpoints.every >= 0, "checkpoints.every must be >= 0")
         need(checkpoints.keep >= 1, "checkpoints.keep must be >= 1")
@@ -265,6 +290,9 @@ public struct RunConfig: Codable, Equatable, Sendable {
         need(dist.checkEvery >= 1, "dist.checkEvery must be >= 1")
         need(!eval.factors.isEmpty && eval.factors.allSatisfy { $0 >= 1 }, "eval.factors must be factors >= 1")
         need(eval.batch >= 1, "eval.batch must be >= 1")
+        need(["probe", "both"].contains(eval.degrade), "eval.degrade: '\(eval.degrade)' is not probe or both")
+        if let b = eval.blur { need(b.count == 2 && b.allSatisfy { $0 > 0 && $0 <= 100 }, "eval.blur must be [sigmaX, sigmaY] with 0 < sigma <= 100, or null") }
+        need(eval.blurKernel >= 1 && eval.blurKernel <= 31 && eval.blurKernel % 2 == 1, "eval.blurKernel must be odd, 1...31")
         need(guards.maxSkippedSteps >= 0, "guards.maxSkippedSteps must be >= 0")
         need(logEvery >= 1, "logEvery must be >= 1")
         if let s = NetworkConfig.presets[student.preset], let t = NetworkConfig.presets[teacher.preset] {
@@ -290,12 +318,24 @@ public struct RunConfig: Codable, Equatable, Sendable {
         let at = loss.attention == "at" || loss.attention == "both"
         l.attentionSimilarity = askd ? loss.attentionWeight : 0
         l.attentionTransfer = at ? loss.atWeight : 0
-        l.attention = AttentionDistillConfig(stages: loss.stages ?? Array(0..<stageCount), channel: loss.channelMaps,
-                                             spatial: loss.spatialMaps, beforeSigmoid: loss.beforeSigmoid,
-                                             meanOverMaps: loss.meanOverMaps)
+        l.attention = AttentionDistillConfig(stages: loss.stages ?? Array(0..<stageCount), blocks: blockSelection ?? .every,
+                                             channel: loss.channelMaps, spatial: loss.spatialMaps,
+                                             beforeSigmoid: loss.beforeSigmoid, meanOverMaps: loss.meanOverMaps)
         l.embedding = loss.embedding
         l.embeddingKind = loss.embeddingKind == "mse" ? .mse : loss.embeddingKind == "normalized-l2" ? .normalizedL2 : .cosine
         return l
+    }
+
+    /// `loss.blocks` parsed; nil when it is not "every", "last" or a list of "stage.block".
+    public var blockSelection: BlockSelection? {
+        switch loss.blocks {
+        case "every": return .every
+        case "last": return .last
+        default:
+            let refs = loss.blocks.split(separator: ",").map { BlockRef(parsing: $0.drop(while: { $0 == " " })) }
+            guard !refs.isEmpty, refs.allSatisfy({ $0 != nil }) else { return nil }
+            return .listed(refs.map { $0! })
+        }
     }
 
     public var marginKind: MarginKind {
@@ -304,6 +344,15 @@ public struct RunConfig: Codable, Equatable, Sendable {
         case "cosface": return .cosFace(s: head.s, m: head.m)
         default: return .arcFace(s: head.s, m: head.m)
         }
+    }
+}
+
+extension Dictionary where Key == String, Value == Any {
+    /// The value at a dotted path of nested objects, or nil.
+    func value(at path: [String]) -> Any? {
+        guard let first = path.first else { return nil }
+        if path.count == 1 { return self[first] }
+        return (self[first] as? [String: Any])?.value(at: Array(path.dropFirst()))
     }
 }
 

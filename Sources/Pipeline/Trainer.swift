@@ -45,6 +45,8 @@ public final class Trainer {
     let epochs: Float
     let baseLR: Float
     let runID: String
+    /// Loss balance measured in this phase (student only; see `loss.balanceEvery`).
+    public private(set) var balance = LossBalance()
 
     public init(role: Role, comm: Communicator, config: RunConfig, model: FaceModel, identity: ModelIdentity,
                 teacher: FaceModel?, trainSet: any TrainingSet, checkpointDir: String, log: RunLog, runID: String = "") {
@@ -144,6 +146,18 @@ public final class Trainer {
                     step.teacherForward()
                 } else {
                     model.net.input.loadNCHW(batch.hr.baseAddress! + off)
+                }
+                if m == 0 && role == .student && c.loss.balanceEvery > 0 && position.step % c.loss.balanceEvery == 0 {
+                    let terms = batch.labels.withUnsafeBufferPointer { step.termGradientNorms(labels: $0.baseAddress!) }
+                    // The measurement ran forwards with dropout: re-seed so the real step draws the same masks.
+                    model.net.dropoutLayer.seed(step: UInt64(position.step) &* 0x9E37_79B9 &+ UInt64(rank) &* 0x1000_0001)
+                    balance.add(terms)
+                    if comm.isRoot {
+                        log.say("\(role.rawValue) step \(position.step) loss balance (rank 0 shard): " + LossBalance.line(terms))
+                        var rec: [String: Any] = ["phase": role.rawValue, "event": "loss_balance", "step": position.step]
+                        for t in terms { rec[t.term.rawValue] = ["weighted": Double(t.value), "grad_norm": Double(t.gradNorm)] }
+                        log.record(rec)
+                    }
                 }
                 var first: Error?
                 let out = batch.labels.withUnsafeBufferPointer { lb in

@@ -1,0 +1,96 @@
+// A study over one run directory: one teacher (trained once, or loaded), then every variant's
+// student for every seed, each evaluated right after training (so no more than one student is
+// in memory), and the report over seeds:
+//
+//   RUN/<name>/seed-<s>/<slug>/step-*.safetensors   each student's checkpoints
+//   RUN/eval/<name>.json, <name>.md, <name>.svg      rows aggregated over seeds (chart with seed spread)
+//   RUN/eval/<name>-seeds.json                       every per-seed row, with its fold accuracies
+//   RUN/report.md
+import Evaluation
+import FaceData
+import Model
+import Foundation
+
+/// One student of a study: its label in tables, its folder name and its configuration.
+public struct StudyVariant {
+    public var label: String, slug: String, config: RunConfig
+    public init(label: String, slug: String, config: RunConfig) { self.label = label; self.slug = slug; self.config = config }
+}
+
+extension Run {
+    /// Runs the study. Returns false when a stop signal interrupted it (resume with --resume auto).
+    /// - Parameters: combined: indices into `variants` of the row with both kinds of knowledge and
+    ///   of the rows with each alone (for the "both >= each" check); the baseline is variants[0].
+    func study(name: String, heading: String, variants: [StudyVariant], seeds: Int, notes: [String],
+               combined: (both: Int, parts: [Int])?) throws -> Bool {
+        guard seeds >= 1 && seeds <= 100 else { throw ConfigError("--seeds \(seeds): must be in 1...100") }
+        let t0 = Date()
+        let root = dir + "/" + name
+        if resume == .none, comm.isRoot,
+           let found = FileManager.default.enumerator(atPath: root)?.first(where: { ($0 as? String)?.hasSuffix(".safetensors") == true }) {
+            throw ConfigError("\(root): already holds checkpoints (\(found)) of an earlier \(name); use --resume auto to continue it, or another --run-dir")
+        }
+        try comm.barrier()
+        guard let teacher = try teacher() else { return false }
+        let (pairs, dataset) = try pairSet()
+        let ev = try Evaluator(comm: comm, config: cfg, pairs: pairs, datasetName: dataset)
+        log.say("\(name): evaluating the teacher")
+        var rows = try ev.evaluate(teacher, name: "teacher (HR only)")
+        var balances: [(String, LossBalance)] = []
+        for k in 0..<seeds {
+            let seed = cfg.seed &+ UInt64(k)
+            for v in variants {
+                var c = v.config
+                c.seed = seed
+                log.say("\(name): \(v.label), seed \(seed) (\(k + 1)/\(seeds))")
+                guard let s = try student(teacher: teacher, phaseDir: "\(root)/seed-\(seed)/\(v.slug)", config: c) else { return false }
+                if !lastBalance.isEmpty && !balances.contains(where: { $0.0 == v.label }) { balances.append((v.label, lastBalance)) }
+                log.say("\(name): evaluating \(v.label), seed \(seed)")
+                for var r in try ev.evaluate(s, name: v.label) {
+                    r.seed = seed
+                    rows.append(r)
+                    log.record(["event": "evaluation", "study": name, "model": v.label, "seed": Int(seed), "factor": r.degradationFactor,
+                                "accuracy": r.accuracy, "std": r.accuracyStd])
+                }
+            }
+        }
+        guard comm.isRoot else { return true }
+        let labels = ["teacher (HR only)"] + variants.map(\.label)
+        let summary = StudySummary(rows: rows, models: labels)
+        let aggregated = EvaluationReport(title: "kdtrain \(name)", results: summary.aggregated())
+        let base = URL(fileURLWithPath: dir + "/eval")
+        try aggregated.writeJSON(to: base.appendingPathComponent(name + ".json"))
+        try EvaluationReport(title: "kdtrain \(name), every seed", results: rows).writeJSON(to: base.appendingPathComponent(name + "-seeds.json"))
+        try aggregated.writeSVG(dataset: dataset, to: base.appendingPathComponent(name + ".svg"))
+        let comb = combined.map { (both: variants[$0.both].label, parts: $0.parts.map { variants[$0].label }) }
+        let kdRows = Array(variants.dropFirst().map(\.label))
+        let tables = summary.markdown(baseline: variants[0].label, combined: comb, kdRows: kdRows)
+        var balanceMD = ""
+        for (label, b) in balances { balanceMD += "\n" + b.markdown(label: label) }
+        try AtomicFile.write(Data(("# kdtrain \(name)\n" + tables + (balanceMD.isEmpty ? "" : "\n## Loss balance (first seed; mean over measurements)\n" + balanceMD)).utf8),
+                             to: dir + "/eval/\(name).md")
+        log.say(tables)
+        var md = "# \(heading)\n\n"
+        md += "kdtrain \(kdtrainVersion), \(comm.size) rank(s), OpenBLAS core \(Compute.blasCore), \(Compute.threads) thread(s) per rank; wall time \(Int(Date().timeIntervalSince(t0))) s.\n\n"
+        md += "Training data: `\(cfg.data.train)`; verification pairs: `\(cfg.data.eval)`; teacher `\(cfg.teacher.preset)` "
+        md += cfg.teacher.checkpoint.map { "(loaded from `\($0)`)" } ?? "(\(cfg.teacher.epochs) epochs)"
+        md += ", students `\(cfg.student.preset)`, \(cfg.student.epochs) epochs, global batch \(cfg.optim.batch), head \(cfg.marginKind); seeds \(cfg.seed)...\(cfg.seed &+ UInt64(seeds - 1)).\n\n"
+        md += Run.evaluationProtocol(cfg) + "\n"
+        md += tables
+        if !balanceMD.isEmpty { md += "\n## Loss balance (first seed; mean over measurements every \(cfg.loss.balanceEvery) steps)\n" + balanceMD }
+        md += "\n## Notes\n\n"
+        for n in notes { md += "- \(n)\n" }
+        md += "\nFiles: `config.json`, `metrics.jsonl`, `\(name)/seed-*/*/` (student checkpoints), `eval/\(name).json` (means over seeds), `eval/\(name)-seeds.json` (every seed, with fold accuracies), `eval/\(name).md`, `eval/\(name).svg`" + (cfg.teacher.checkpoint == nil ? ", `teacher/`" : "") + ".\n"
+        try AtomicFile.write(Data(md.utf8), to: dir + "/report.md")
+        log.say("report: \(dir)/report.md")
+        return true
+    }
+
+    /// One sentence on how verification images are degraded.
+    public static func evaluationProtocol(_ c: RunConfig) -> String {
+        var s = c.eval.degrade == "probe" ? "The probe (second) image of each pair is" : "Both images of each pair are"
+        s += " down-sampled by the factor with \(c.eval.down) and up-sampled with \(c.eval.up)"
+        if let b = c.eval.blur { s += ", then blurred by a \(c.eval.blurKernel)x\(c.eval.blurKernel) Gaussian (sigma x \(b[0]), y \(b[1]))" }
+        return s + (c.eval.flip ? "; flip test." : ".")
+    }
+}
