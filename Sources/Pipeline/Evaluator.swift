@@ -103,7 +103,10 @@ public final class Evaluator {
                 }
             }
             let m = try VerificationProtocol.evaluate(embeddings: unit, dimension: E, issame: pairs.issame)
-            let desc = f == 1 ? "none" : "x\(Int(f)) \(cfg.eval.down) down, \(cfg.eval.up) up" + (cfg.eval.flip ? ", flip test" : "")
+            var desc = f == 1 ? "none" : "x\(Int(f)) \(cfg.eval.down) down, \(cfg.eval.up) up"
+            if f != 1, let b = cfg.eval.blur { desc += ", \(cfg.eval.blurKernel)x\(cfg.eval.blurKernel) blur (\(b[0]), \(b[1]))" }
+            if f != 1 { desc += cfg.eval.degrade == "probe" ? ", probes only" : ", both images" }
+            desc += cfg.eval.flip ? ", flip test" : ""
             results.append(EvaluationResult(model: name, dataset: datasetName, degradationFactor: Int(f), degradation: desc, metrics: m))
         }
         return results

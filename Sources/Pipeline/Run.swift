@@ -256,7 +256,7 @@ public final class Run {
         var md = "# \(heading)\n\n"
         md += "kdtrain \(kdtrainVersion), \(comm.size) rank(s), OpenBLAS core \(Compute.blasCore), \(Compute.threads) thread(s) per rank.\n\n"
         md += "Training data: `\(cfg.data.train)`; verification pairs: `\(cfg.data.eval)`; teacher `\(cfg.teacher.preset)`, student `\(cfg.student.preset)`, head \(cfg.marginKind).\n\n"
-        md += "Probes are down-sampled by the factor with \(cfg.eval.down) and up-sampled with \(cfg.eval.up).\n"
+        md += Run.evaluationProtocol(cfg) + "\n"
         // The report's own title line is this file's heading already.
         md += report.markdownTables().split(separator: "\n", omittingEmptySubsequences: false).dropFirst()
             .joined(separator: "\n").replacingOccurrences(of: "\n## ", with: "\n## Verification set: ") + "\n"
