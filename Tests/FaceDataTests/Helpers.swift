@@ -48,3 +48,46 @@ func assertThrowsDataError<T>(_ kind: DataError.Kind, containing: String, _ body
         XCTFail("unexpected error type: \(error)", file: file, line: line)
     }
 }
+
+// MARK: hand-built PNG files (independent of libpng's writer)
+
+func crc32(_ bytes: [UInt8]) -> UInt32 {
+    var c: UInt32 = 0xFFFF_FFFF
+    for b in bytes {
+        c ^= UInt32(b)
+        for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
+    }
+    return ~c
+}
+
+func be32(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8((v >> 16) & 0xFF), UInt8((v >> 8) & 0xFF), UInt8(v & 0xFF)] }
+
+func pngChunk(_ type: String, _ data: [UInt8]) -> [UInt8] {
+    let td = Array(type.utf8) + data
+    return be32(UInt32(data.count)) + td + be32(crc32(td))
+}
+
+/// A zlib stream of stored (uncompressed) deflate blocks.
+func zlibStored(_ data: [UInt8]) -> [UInt8] {
+    var out: [UInt8] = [0x78, 0x01]
+    var i = 0
+    repeat {
+        let n = min(65535, data.count - i), last: UInt8 = i + n == data.count ? 1 : 0
+        out += [last, UInt8(n & 0xFF), UInt8(n >> 8), UInt8(~n & 0xFF), UInt8((~n >> 8) & 0xFF)] + data[i..<(i + n)]
+        i += n
+    } while i < data.count
+    var a: UInt32 = 1, b: UInt32 = 0
+    for x in data { a = (a + UInt32(x)) % 65521; b = (b + a) % 65521 }
+    return out + be32(b << 16 | a)
+}
+
+/// A non-interlaced PNG: `rows` are the raw scanlines (without the filter byte), `chunks` go between
+/// IHDR and IDAT (e.g. gAMA, PLTE, tRNS).
+func makePNG(width: Int, height: Int, bitDepth: UInt8, colorType: UInt8, rows: [[UInt8]],
+             chunks: [(String, [UInt8])] = []) -> [UInt8] {
+    var png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
+    png += pngChunk("IHDR", be32(UInt32(width)) + be32(UInt32(height)) + [bitDepth, colorType, 0, 0, 0])
+    for (t, d) in chunks { png += pngChunk(t, d) }
+    png += pngChunk("IDAT", zlibStored(rows.flatMap { [0] + $0 }))
+    return png + pngChunk("IEND", [])
+}
