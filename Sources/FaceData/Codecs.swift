@@ -77,8 +77,11 @@ public enum ImageCodec {
         }
     }
 
-    /// Reads and decodes an image file.
-    public static func load(_ path: String) throws -> FaceImage { try decode(try readFile(path), name: path) }
+    /// Largest encoded image file kdtrain reads (a 64 Mpixel 16-bit PPM is 384 MiB).
+    public static let maxFileBytes = 512 << 20
+
+    /// Reads and decodes an image file (at most `maxFileBytes`).
+    public static func load(_ path: String) throws -> FaceImage { try decode(try readFile(path, maxBytes: maxFileBytes), name: path) }
 
     // MARK: JPEG
 
