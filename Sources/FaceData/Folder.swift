@@ -55,6 +55,9 @@ public protocol SkipReporting {
 }
 
 extension SkipReporting {
+    /// `scanReport(limit: 50)`.
+    public func scanReport() -> String { scanReport(limit: 50) }
+
     /// "3 not an image file, 1 unreadable image" (kinds in a fixed order; "" when nothing was left out).
     public var skipCounts: String { SkipKind.countsText(skipped.map(\.kind)) }
 

@@ -143,8 +143,11 @@ final class FolderAndPairsTests: XCTestCase {
         let g = try ImageFolder(root: root)
         XCTAssertEqual(g.skipped.filter { $0.kind == .unsupported }.map(\.reason), ["GIF is not supported; convert to PNG or JPEG", "GIF is not supported; convert to PNG or JPEG"])
         assertThrowsDataError(.unsupported, containing: "b/anim.gif: GIF is not supported; convert to PNG or JPEG", try ImageFolder(root: root, strict: true))
+        // the same report through the protocol the pipeline can use for folders and .rec files alike
+        let reporting: any SkipReporting = g
+        XCTAssertEqual(reporting.scanReport(), g.scanReport(limit: 50))
         // the full list of files left out, for the run directory
-        try g.writeSkipped(to: dir + "/skipped.tsv")
+        try reporting.writeSkipped(to: dir + "/skipped.tsv")
         let lines = try String(contentsOfFile: dir + "/skipped.tsv", encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(lines.count, 1 + g.skipped.count)
         XCTAssertEqual(lines[0], "path\tkind\treason")
