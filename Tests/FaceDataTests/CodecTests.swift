@@ -70,6 +70,15 @@ final class CodecTests: XCTestCase {
         // 2-bit gray: 0, 1, 2, 3 -> 0, 85, 170, 255
         let g2 = makePNG(width: 4, height: 1, bitDepth: 2, colorType: 0, rows: [[0b00_01_10_11]])
         XCTAssertEqual(try ImageCodec.decode(g2).pixels, [0, 0, 0, 85, 85, 85, 170, 170, 170, 255, 255, 255])
+        // Adam7-interlaced RGB, 5x5: every pixel where it belongs
+        var rows5 = [[UInt8]]()
+        for y in 0..<5 {
+            var row = [UInt8]()
+            for x in 0..<5 { row += [UInt8(10 * y + x), UInt8(100 + x), UInt8(200 + y)] }
+            rows5.append(row)
+        }
+        let il = makePNG(width: 5, height: 5, bitDepth: 8, colorType: 2, rows: rows5, interlaced: true)
+        XCTAssertEqual(try ImageCodec.decode(il, name: "il.png").pixels, rows5.flatMap { $0 })
         // a bad CRC and a cut file are one-line errors naming the file
         var crc = gama; crc[crc.count - 20] ^= 0x55
         assertThrowsDataError(.decode, containing: "crc.png: PNG", try ImageCodec.decode(crc, name: "crc.png"))

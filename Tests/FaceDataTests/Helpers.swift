@@ -84,10 +84,22 @@ func zlibStored(_ data: [UInt8]) -> [UInt8] {
 /// A non-interlaced PNG: `rows` are the raw scanlines (without the filter byte), `chunks` go between
 /// IHDR and IDAT (e.g. gAMA, PLTE, tRNS).
 func makePNG(width: Int, height: Int, bitDepth: UInt8, colorType: UInt8, rows: [[UInt8]],
-             chunks: [(String, [UInt8])] = []) -> [UInt8] {
+             chunks: [(String, [UInt8])] = [], interlaced: Bool = false) -> [UInt8] {
     var png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
-    png += pngChunk("IHDR", be32(UInt32(width)) + be32(UInt32(height)) + [bitDepth, colorType, 0, 0, 0])
+    png += pngChunk("IHDR", be32(UInt32(width)) + be32(UInt32(height)) + [bitDepth, colorType, 0, 0, interlaced ? 1 : 0])
     for (t, d) in chunks { png += pngChunk(t, d) }
-    png += pngChunk("IDAT", zlibStored(rows.flatMap { [0] + $0 }))
+    var raw = [UInt8]()
+    if interlaced {
+        // Adam7, for 8-bit samples: rows[y] holds width * bpp bytes
+        let bpp = rows[0].count / width
+        for (x0, y0, dx, dy) in [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)] {
+            let xs = Array(stride(from: x0, to: width, by: dx)), ys = Array(stride(from: y0, to: height, by: dy))
+            guard !xs.isEmpty, !ys.isEmpty else { continue }
+            for y in ys { raw.append(0); for x in xs { raw += rows[y][(x * bpp)..<(x * bpp + bpp)] } }
+        }
+    } else {
+        raw = rows.flatMap { [0] + $0 }
+    }
+    png += pngChunk("IDAT", zlibStored(raw))
     return png + pngChunk("IEND", [])
 }
