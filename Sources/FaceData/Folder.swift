@@ -133,6 +133,11 @@ public struct ImageFolder: TrainingSet, SkipReporting {
                 if fm.fileExists(atPath: fp, isDirectory: &fd), fd.boolValue {
                     early.append(SkippedFile(path: fp, kind: .misplaced, reason: "folder inside an identity folder (not searched)")); continue
                 }
+                var st = stat()
+                guard stat(fp, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+                    // a FIFO or device would block the scan; a dangling link cannot be read
+                    early.append(SkippedFile(path: fp, kind: .misplaced, reason: "not a regular file")); continue
+                }
                 let ext = (f as NSString).pathExtension.lowercased()
                 if !byContent, !Self.imageExtensions.contains(ext), !Self.unsupportedExtensions.contains(ext) {
                     early.append(SkippedFile(path: fp, kind: .otherFile, reason: "not an image file (\(ext.isEmpty ? "no extension" : "extension ." + ext))"))

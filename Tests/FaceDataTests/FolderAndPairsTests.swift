@@ -124,11 +124,12 @@ final class FolderAndPairsTests: XCTestCase {
         try write(Array("about these faces".utf8), root + "/a/README.txt")
         try write(Array("x".utf8), root + "/a/notes")
         try FileManager.default.createDirectory(atPath: root + "/b/more", withIntermediateDirectories: true)
+        XCTAssertEqual(mkfifo(root + "/b/pipe.jpg", 0o644), 0)          // reading it would block the scan
         let f = try ImageFolder(root: root)
         XCTAssertEqual(f.count, 6)
-        XCTAssertEqual(f.skipped.map { ($0.path as NSString).lastPathComponent }, ["README.txt", "notes", "old.pgm.bad", "more"])
+        XCTAssertEqual(f.skipped.map { ($0.path as NSString).lastPathComponent }, ["README.txt", "notes", "old.pgm.bad", "more", "pipe.jpg"])
         XCTAssertEqual(Set(f.skipped.map(\.kind)), [.otherFile, .misplaced])
-        XCTAssertTrue(f.summary.contains("4 files left out (3 not an image file, 1 outside the identity folders)"), f.summary)
+        XCTAssertTrue(f.summary.contains("5 files left out (3 not an image file, 2 outside the identity folders)"), f.summary)
         XCTAssertTrue(f.scanReport().contains("old.pgm.bad: not an image file (extension .bad)"), f.scanReport())
         // strict means "no unreadable image", not "no other file"
         XCTAssertEqual(try ImageFolder(root: root, strict: true).count, 6)
