@@ -98,6 +98,10 @@ public struct FaceImage: Sendable, Equatable {
 
 /// Reads a whole file, turning failures into a `DataError` naming the path.
 func readFile(_ path: String) throws -> [UInt8] {
+    var st = stat()
+    if stat(path, &st) == 0, (st.st_mode & S_IFMT) != S_IFREG, (st.st_mode & S_IFMT) != S_IFDIR {
+        throw DataError(.io, path, "is not a regular file (a pipe or device would block reading)")
+    }
     guard let d = FileManager.default.contents(atPath: path) else {
         var isDir: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDir) {

@@ -101,6 +101,10 @@ public final class RecordFile: @unchecked Sendable {
     let fd: Int32
     public let size: Int
     public init(path: String) throws {
+        var pre = stat()
+        if stat(path, &pre) == 0, (pre.st_mode & S_IFMT) != S_IFREG, (pre.st_mode & S_IFMT) != S_IFDIR {
+            throw DataError(.io, path, "is not a regular file (a pipe or device would block reading)")
+        }
         fd = open(path, O_RDONLY)
         guard fd >= 0 else {
             throw DataError(.io, path, errno == ENOENT ? "no such file (the .rec file is missing)" : "cannot open: \(String(cString: strerror(errno)))")

@@ -147,6 +147,10 @@ final class RecordIOTests: XCTestCase {
         try write(Array(rec.prefix(rec.count - 10)), dir + "/cut.rec")
         assertThrowsDataError(.format, containing: "past the end of the file", try RecordSet(rec: dir + "/cut.rec"))
         assertThrowsDataError(.io, containing: "is a folder, expected a .rec file", try RecordSet(rec: dir + "/faces"))
+        XCTAssertEqual(mkfifo(dir + "/fifo.rec", 0o644), 0)
+        assertThrowsDataError(.io, containing: "fifo.rec: is not a regular file", try RecordSet(rec: dir + "/fifo.rec"))
+        XCTAssertEqual(mkfifo(dir + "/fifo.bin", 0o644), 0)
+        assertThrowsDataError(.io, containing: "fifo.bin: is not a regular file", try BinPairSet(path: dir + "/fifo.bin"))
     }
 
     /// A .rec whose framing is fine but whose images are corrupt: found when the set is opened (skipped
