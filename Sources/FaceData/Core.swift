@@ -98,6 +98,10 @@ public struct FaceImage: Sendable, Equatable {
 
 /// Reads a whole file, turning failures into a `DataError` naming the path.
 func readFile(_ path: String) throws -> [UInt8] {
+    var st = stat()
+    if stat(path, &st) == 0, (st.st_mode & S_IFMT) != S_IFREG, (st.st_mode & S_IFMT) != S_IFDIR {
+        throw DataError(.io, path, "is not a regular file (a pipe or device would block reading)")
+    }
     guard let d = FileManager.default.contents(atPath: path) else {
         var isDir: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDir) {
@@ -106,6 +110,25 @@ func readFile(_ path: String) throws -> [UInt8] {
         throw DataError(.io, path, "no such file")
     }
     return [UInt8](d)
+}
+
+/// Reads a whole file of at most `maxBytes` bytes; a larger file is an error naming it, before anything
+/// is read (so a stray multi-gigabyte file among images costs nothing).
+func readFile(_ path: String, maxBytes: Int) throws -> [UInt8] {
+    var st = stat()
+    if stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, Int(st.st_size) > maxBytes {
+        throw DataError(.decode, path, "file of \(Int(st.st_size)) bytes is larger than the \(maxBytes >> 20) MiB kdtrain reads as one image")
+    }
+    let b = try readFile(path)
+    guard b.count <= maxBytes else { throw DataError(.decode, path, "file of \(b.count) bytes is larger than the \(maxBytes >> 20) MiB kdtrain reads as one image") }
+    return b
+}
+
+/// The first (up to) `n` bytes of a file.
+func readPrefix(_ path: String, _ n: Int) throws -> [UInt8] {
+    guard let h = FileHandle(forReadingAtPath: path) else { return try readFile(path) }  // readFile names the failure
+    defer { try? h.close() }
+    do { return [UInt8](try h.read(upToCount: n) ?? Data()) } catch { throw DataError(.io, path, "cannot be read") }
 }
 
 /// Writes `bytes` atomically: a temporary file next to `path`, fsync, then rename over `path`.

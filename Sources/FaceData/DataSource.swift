@@ -2,11 +2,14 @@
 //
 //   synthetic[:key=value,...]       procedural faces; keys: ids, images, size (or width/height), seed,
 //                                   pairs, verify-ids. Example: synthetic:ids=2000,images=40,size=112
-//   folder:PATH[;strict][;size=WxH][;pairs=N][;seed=S]
+//   folder:PATH[;strict][;bycontent][;size=WxH][;pairs=N][;seed=S]
 //                                   one sub-folder per identity (training), or, as a verification
-//                                   source; size=WxH skips images of another size (strict: error);
-//                                   source, N pairs generated from it (default 6000 or what fits)
-//   rec:PATH/train.rec              insightface RecordIO (the .idx next to it), either layout
+//                                   source, N pairs generated from it (default 6000 or what fits).
+//                                   Images by extension (.jpg .jpeg .png .pgm .ppm .pnm), or every
+//                                   file by content with bycontent; size=WxH skips images of another
+//                                   size; strict makes an unreadable image an error instead of a skip
+//   rec:PATH/train.rec              insightface RecordIO, either layout, through the .idx next to it,
+//                                   or read sequentially when there is no .idx
 //   bin:PATH/agedb_30.bin           insightface verification pairs
 //   pairs:PATH/pairs.txt@IMAGE_ROOT LFW-style pairs list with its image root (split at the last '@')
 //
@@ -15,11 +18,17 @@ import Foundation
 
 public enum DataSource: Equatable, Sendable, CustomStringConvertible {
     case synthetic(SyntheticConfig)
-    case folder(path: String, strict: Bool, pairs: Int?, seed: UInt64, expectedSize: Size? = nil)
+    case folder(path: String, strict: Bool, pairs: Int?, seed: UInt64, options: FolderOptions = FolderOptions())
 
     /// Width x height, for `folder:...;size=WxH`.
-    public struct Size: Equatable, Sendable { public var width: Int, height: Int
+    public struct Size: Equatable, Hashable, Sendable { public var width: Int, height: Int
         public init(width: Int, height: Int) { self.width = width; self.height = height } }
+    /// The less common folder options: `size=WxH` (expected image size) and `bycontent`.
+    public struct FolderOptions: Equatable, Sendable {
+        public var expectedSize: Size?
+        public var byContent: Bool
+        public init(expectedSize: Size? = nil, byContent: Bool = false) { self.expectedSize = expectedSize; self.byContent = byContent }
+    }
     case rec(path: String)
     case bin(path: String)
     case pairs(list: String, root: String)
@@ -56,16 +65,17 @@ public enum DataSource: Equatable, Sendable, CustomStringConvertible {
         case "folder":
             let parts = rest.split(separator: ";", omittingEmptySubsequences: false).map(String.init)
             guard let path = parts.first, !path.isEmpty else { throw bad("folder: needs a path") }
-            var strict = false, pairs: Int? = nil, seed: UInt64 = 1, size: Size? = nil
+            var strict = false, pairs: Int? = nil, seed: UInt64 = 1, size: Size? = nil, byContent = false
             for o in parts.dropFirst() {
                 if o == "strict" { strict = true }
+                else if o == "bycontent" { byContent = true }
                 else if o.hasPrefix("pairs="), let n = Int(o.dropFirst(6)), n >= 20, n % 20 == 0 { pairs = n }
                 else if o.hasPrefix("seed="), let n = UInt64(o.dropFirst(5)) { seed = n }
                 else if o.hasPrefix("size="), case let wh = o.dropFirst(5).split(separator: "x"), wh.count == 2,
                         let w = Int(wh[0]), let h = Int(wh[1]), (1...65536).contains(w), (1...65536).contains(h) { size = Size(width: w, height: h) }
-                else { throw bad("unknown folder option '\(o)' (strict, size=WxH, pairs=N with N a multiple of 20, seed=S)") }
+                else { throw bad("unknown folder option '\(o)' (strict, bycontent, size=WxH, pairs=N with N a multiple of 20, seed=S)") }
             }
-            self = .folder(path: path, strict: strict, pairs: pairs, seed: seed, expectedSize: size)
+            self = .folder(path: path, strict: strict, pairs: pairs, seed: seed, options: FolderOptions(expectedSize: size, byContent: byContent))
         case "rec":
             guard !rest.isEmpty else { throw bad("rec: needs the path of a .rec file") }
             self = .rec(path: rest)
@@ -87,23 +97,43 @@ public enum DataSource: Equatable, Sendable, CustomStringConvertible {
         switch self {
         case .synthetic(let c):
             return "synthetic:ids=\(c.identities),images=\(c.imagesPerIdentity),width=\(c.width),height=\(c.height),seed=\(c.seed),pairs=\(c.pairs),verify-ids=\(c.verificationIdentities)"
-        case .folder(let p, let strict, let pairs, let seed, let size):
-            return "folder:\(p)" + (strict ? ";strict" : "") + (size.map { ";size=\($0.width)x\($0.height)" } ?? "") + (pairs.map { ";pairs=\($0)" } ?? "") + (seed != 1 ? ";seed=\(seed)" : "")
+        case .folder(let p, let strict, let pairs, let seed, let o):
+            return "folder:\(p)" + (strict ? ";strict" : "") + (o.byContent ? ";bycontent" : "") + (o.expectedSize.map { ";size=\($0.width)x\($0.height)" } ?? "") + (pairs.map { ";pairs=\($0)" } ?? "") + (seed != 1 ? ";seed=\(seed)" : "")
         case .rec(let p): return "rec:\(p)"
         case .bin(let p): return "bin:\(p)"
         case .pairs(let l, let r): return "pairs:\(l)@\(r)"
         }
     }
 
-    /// Opens the source as a training set. - Throws: `.spec` for verification-only kinds, else the reader's errors.
+    /// Opens the source as a training set: every image is decoded once up front (folders and .rec files),
+    /// so a corrupt image is skipped and reported here (or, for `folder:...;strict`, an error) instead of
+    /// failing a training step later; a set with fewer than 2 identities is refused.
+    /// - Throws: `.spec` for verification-only kinds, `.empty` for a single identity, else the reader's errors.
     public func trainingSet(threads: Int = 2) throws -> any TrainingSet {
+        let t: any TrainingSet, subject: String
         switch self {
-        case .synthetic(let c): return try SyntheticTrainingSet(c)
-        case .folder(let p, let strict, _, _, let size):
-            return try ImageFolder(root: p, strict: strict, expectedSize: size.map { ($0.width, $0.height) }, threads: threads)
-        case .rec(let p): return try RecordSet(rec: p)
+        case .synthetic(let c): t = try SyntheticTrainingSet(c); subject = "synthetic"
+        case .folder(let p, let strict, _, _, let o):
+            t = try ImageFolder(root: p, strict: strict, expectedSize: o.expectedSize.map { ($0.width, $0.height) },
+                                byContent: o.byContent, threads: threads)
+            subject = p
+        case .rec(let p): t = try RecordSet(rec: p, threads: threads); subject = p
         case .bin, .pairs: throw DataError(.spec, description, "a verification-only source cannot be a training set")
         }
+        try Self.requireTwoIdentities(t, subject)
+        return t
+    }
+
+    /// A margin-softmax head needs at least two classes that have images.
+    static func requireTwoIdentities(_ t: any TrainingSet, _ subject: String) throws {
+        var first: Int? = nil
+        for i in 0..<t.count {
+            let l = try t.label(i)
+            if let f = first { if l != f { return } } else { first = l }
+        }
+        let declared = t.classCount > 1 ? " (of \(t.classCount) declared)" : ""
+        throw DataError(.empty, subject, first == nil ? "no images; training needs at least 2 identities"
+                                                      : "only 1 identity\(declared); training needs at least 2")
     }
 
     /// Opens the source as verification pairs. Folders get generated pairs (`pairs=` or 6000, reduced to
@@ -111,8 +141,9 @@ public enum DataSource: Equatable, Sendable, CustomStringConvertible {
     public func pairSet(threads: Int = 2) throws -> any PairSet {
         switch self {
         case .synthetic(let c): return try SyntheticPairSet(c)
-        case .folder(let p, let strict, let pairs, let seed, let size):
-            let f = try ImageFolder(root: p, strict: strict, expectedSize: size.map { ($0.width, $0.height) }, threads: threads)
+        case .folder(let p, let strict, let pairs, let seed, let o):
+            let f = try ImageFolder(root: p, strict: strict, expectedSize: o.expectedSize.map { ($0.width, $0.height) },
+                                    byContent: o.byContent, threads: threads)
             let n = pairs ?? max(20, min(6000, f.count / 20 * 20))
             return try GeneratedPairSet(source: f, pairs: n, seed: seed)
         case .bin(let p): return try BinPairSet(path: p)
@@ -124,21 +155,44 @@ public enum DataSource: Equatable, Sendable, CustomStringConvertible {
 
 /// Library side of `kdtrain pack`: writers that need no MXNet or Python.
 public enum Packer {
-    /// Writes `rec` (+ `.idx` next to it) from an image folder. JPEG files are stored as they are; other
-    /// formats are re-encoded as JPEG at `quality`. Returns a one-line summary.
+    /// Writes `rec` (+ `.idx` next to it) from an image folder, plus insightface's `property` file
+    /// ("classes,height,width") and `labels.tsv` ("label<TAB>identity folder") in the same folder.
+    /// With `size`, every image is resized (stretched) to `size` x `size` with `kernel` and stored as JPEG
+    /// at `quality`; without it every image must already have one size (the property file states one),
+    /// else the call is refused naming a differing image. JPEG files that need no resizing are stored as
+    /// they are; other formats are re-encoded as JPEG at `quality`. Returns a one-line summary.
     @discardableResult
-    public static func rec(from folder: ImageFolder, to rec: String, layout: RecordSet.Layout = .legacy, quality: Int = 95) throws -> String {
+    public static func rec(from folder: ImageFolder, to rec: String, layout: RecordSet.Layout = .legacy, quality: Int = 95,
+                           size: Int? = nil, kernel: ResizeKernel = .bilinear) throws -> String {
+        if let s = size { guard (8...ImageCodec.maxSide).contains(s) else { throw DataError(.spec, "size", "\(s) must be within 8...\(ImageCodec.maxSide)") } }
+        guard let major = folder.majoritySize else { throw DataError(.empty, folder.root, "no images") }
+        if size == nil, let odd = folder.offSizeImages.first {
+            throw DataError(.spec, odd.path, "is \(odd.size.width)x\(odd.size.height) but most images of \(folder.root) are \(major.width)x\(major.height) (\(folder.offSizeImages.count) differ); give --size S to resize them all to SxS")
+        }
+        let outSize = size.map { DataSource.Size(width: $0, height: $0) } ?? major
+        let dir = (rec as NSString).deletingLastPathComponent.isEmpty ? "." : (rec as NSString).deletingLastPathComponent
         let idx = (rec as NSString).deletingPathExtension + ".idx"
         try RecordIO.write(rec: rec, idx: idx, layout: layout, count: folder.count) { i in
-            let b = try readFile(folder.files[i])
-            let img = ImageCodec.sniff(b) == .jpeg ? b : try ImageCodec.encodeJPEG(try ImageCodec.decode(b, name: folder.files[i]), quality: quality)
-            return (Int(folder.labels[i]), img)
+            let b = try readFile(folder.files[i], maxBytes: ImageCodec.maxFileBytes)
+            if ImageCodec.sniff(b) == .jpeg, folder.sizes[i] == outSize { return (Int(folder.labels[i]), b) }
+            var img = try ImageCodec.decode(b, name: folder.files[i])
+            if img.width != outSize.width || img.height != outSize.height {
+                img = Resize.image(img, width: outSize.width, height: outSize.height, kernel: kernel)
+            }
+            return (Int(folder.labels[i]), try ImageCodec.encodeJPEG(img, quality: quality))
         }
-        return "wrote \(rec) and \(idx): \(folder.count) images, \(folder.classCount) identities, \(layout.rawValue) layout"
+        try writeFileAtomically(dir + "/property", Array("\(folder.classCount),\(outSize.height),\(outSize.width)\n".utf8))
+        try folder.writeLabels(to: dir + "/labels.tsv")
+        let resized = folder.sizes.filter { $0 != outSize }.count
+        return "wrote \(rec), \(idx), \(dir)/property and \(dir)/labels.tsv: \(folder.count) images of \(outSize.width)x\(outSize.height)" +
+            (resized > 0 ? " (\(resized) resized)" : "") + ", \(folder.classCount) identities, \(layout.rawValue) layout"
     }
 
-    /// Writes an insightface .bin from any pair source, re-encoding every image as JPEG at `quality`
-    /// (optionally resized to `size` x `size` with area/bilinear/bicubic). Returns a one-line summary.
+    /// Writes an insightface .bin from any pair source, re-encoding every image as JPEG at `quality`,
+    /// resized to `size` x `size` with `kernel` when `size` is given. Without `size` the images are kept
+    /// as they are, and a non-square image is refused (insightface's loader expects square faces): the
+    /// error names it and asks for `--size`. Nothing is written unless every image is fine. Returns a
+    /// one-line summary.
     @discardableResult
     public static func bin(from pairs: any PairSet, to path: String, quality: Int = 95, size: Int? = nil,
                            kernel: ResizeKernel = .bilinear) throws -> String {
@@ -147,6 +201,9 @@ public enum Packer {
         for j in 0..<(2 * pairs.pairCount) {
             var img = try pairs.image(j)
             if let s = size, img.width != s || img.height != s { img = Resize.image(img, width: s, height: s, kernel: kernel) }
+            guard img.width == img.height else {
+                throw DataError(.spec, "\(pairs.summary) image \(j)", "is \(img.width)x\(img.height), not square; give --size S to resize every image to SxS")
+            }
             images.append(try ImageCodec.encodeJPEG(img, quality: quality))
         }
         try writeFileAtomically(path, PickleBin.write(images: images, issame: pairs.issame))

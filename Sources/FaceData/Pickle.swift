@@ -3,18 +3,31 @@
 // The reader is a small, restricted pickle machine. It accepts only the opcodes such files use
 // (protocols 2-5 and the Python 2 form: PROTO, FRAME, EMPTY_LIST, MARK, APPEND(S), memo PUT/GET/MEMOIZE,
 // BINSTRING, SHORT_BINSTRING, BINBYTES, SHORT_BINBYTES, BINBYTES8, BINUNICODE(8), SHORT_BINUNICODE,
-// NEWTRUE, NEWFALSE, BININT(1,2), TUPLE(1,2), EMPTY_TUPLE, STOP) plus exactly one call: the
-// `_codecs.encode(str, 'latin1')` (and `__builtin__.bytes()`) that Python 3 writes for bytes at
-// protocol 2, which it evaluates itself. It never imports or constructs arbitrary objects: any other
-// GLOBAL/STACK_GLOBAL/REDUCE/INST/OBJ opcode is rejected with an error naming the opcode and offset.
-// Every length is checked against the bytes left in the file.
+// NEWTRUE, NEWFALSE, NONE, BININT(1,2), TUPLE(1,2,3), EMPTY_TUPLE, BYTEARRAY8, STOP) plus exactly
+// these calls, which it evaluates itself:
+// - `_codecs.encode(str, 'latin1')` (and `__builtin__.bytes()`), what Python 3 writes for bytes at
+//   protocol 2;
+// - a one-byte-per-element numpy array, as insightface's build_eval_pack.py stores each image (the
+//   (N, 1) uint8 array cv2.imencode returns): `numpy.dtype('u1', False, True)` with its BUILD state,
+//   and either `numpy[._]core.multiarray._reconstruct(numpy.ndarray, (0,), b'b')` followed by BUILD
+//   (1, shape, dtype, is_fortran, raw bytes) (protocols 2-4) or `numpy[._]core.numeric._frombuffer(
+//   bytes, dtype, shape, order)` (protocol 5). The array's bytes become the encoded image; any other
+//   dtype, a shape that does not match the byte count, or other arguments are rejected.
+// It never imports or constructs arbitrary objects: any other GLOBAL/STACK_GLOBAL/REDUCE/BUILD/INST/OBJ
+// opcode is rejected with an error naming the opcode and offset. Every length is checked against the
+// bytes left in the file.
 import Foundation
 
 public enum PickleBin {
     indirect enum Value {
-        case bytes([UInt8]), str(String), bool(Bool), int(Int), tuple([Value]), list(ListBox), global(String), mark
+        case bytes([UInt8]), str(String), bool(Bool), int(Int), tuple([Value]), list(ListBox), global(String), mark, none
+        /// numpy.dtype('u1'), the only dtype accepted.
+        case dtypeU1
+        /// A numpy array made by `_reconstruct`, filled by its BUILD (a box: the memo may share it).
+        case array(ArrayBox)
     }
     final class ListBox { var items: [Value] = [] }
+    final class ArrayBox { var data: [UInt8]? }
 
     /// Parses the bytes of a .bin file. `name` names the file in errors.
     /// - Returns: the 2P encoded images and the P issame flags.
@@ -53,6 +66,45 @@ public enum PickleBin {
             guard let s = String(validating: bytes, as: UTF8.self) else { throw fail("\(what) at offset \(pos - n) is not valid UTF-8") }
             return s
         }
+        /// The shape must be a tuple of non-negative ints whose product is the byte count (one byte per element).
+        func checkShape(_ shape: [Value], _ count: Int, _ at: Int) throws {
+            var n = 1
+            for d in shape {
+                guard case .int(let k) = d, k >= 0 else { throw fail("numpy array at offset \(at): shape \(shape.count)-tuple holds something other than a size") }
+                let (p, o) = n.multipliedReportingOverflow(by: k)
+                guard !o else { throw fail("numpy array at offset \(at): shape overflows") }
+                n = p
+            }
+            guard n == count else { throw fail("numpy array at offset \(at): shape has \(n) elements but \(count) bytes of data (only uint8 arrays are read)") }
+        }
+        /// REDUCE of an allowed numpy global, or nil when `g` is not one.
+        func numpyCall(_ g: String, _ a: [Value]) throws -> Value? {
+            let at = pos - 1
+            switch g {
+            case "numpy.dtype":
+                guard a.count == 3, case .str(let d) = a[0], d == "u1", case .bool(false) = a[1], case .bool(true) = a[2] else {
+                    throw fail("REDUCE numpy.dtype at offset \(at): only dtype('u1') (uint8) is accepted")
+                }
+                return .dtypeU1
+            case "numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct":
+                guard a.count == 3, case .global("numpy.ndarray") = a[0], case .tuple(let s0) = a[1], s0.count == 1, case .int(0) = s0[0],
+                      case .bytes(let code) = a[2], code == [UInt8(ascii: "b")] else {
+                    throw fail("REDUCE \(g) at offset \(at) with arguments other than (numpy.ndarray, (0,), b'b')")
+                }
+                return .array(ArrayBox())
+            case "numpy.core.numeric._frombuffer", "numpy._core.numeric._frombuffer":
+                guard a.count == 4, case .bytes(let buf) = a[0], case .dtypeU1 = a[1], case .tuple(let shape) = a[2],
+                      case .str(let order) = a[3], order == "C" || order == "F" else {
+                    throw fail("REDUCE \(g) at offset \(at) with arguments other than (bytes, dtype('u1'), shape, 'C' or 'F')")
+                }
+                try checkShape(shape, buf.count, at)
+                return .bytes(buf)
+            case "numpy.ndarray":
+                throw fail("REDUCE numpy.ndarray at offset \(at): arrays are only read through _reconstruct or _frombuffer")
+            default:
+                return nil
+            }
+        }
         loop: while true {
             guard pos < b.count else { throw fail("ends at offset \(pos) without a STOP opcode (truncated?)") }
             let op = b[pos], at = pos
@@ -87,6 +139,8 @@ public enum PickleBin {
             case 0x58: stack.append(.str(try str(try uint(4, "BINUNICODE"), "BINUNICODE")))
             case 0x8C: stack.append(.str(try str(try uint(1, "SHORT_BINUNICODE"), "SHORT_BINUNICODE")))
             case 0x8D: stack.append(.str(try str(try uint(8, "BINUNICODE8"), "BINUNICODE8")))
+            case 0x96: stack.append(.bytes(try take(try uint(8, "BYTEARRAY8"), "BYTEARRAY8")))
+            case 0x4E: stack.append(.none)                          // N NONE
             case 0x88: stack.append(.bool(true))
             case 0x89: stack.append(.bool(false))
             case 0x4B: stack.append(.int(try uint(1, "BININT1")))
@@ -99,16 +153,17 @@ public enum PickleBin {
             case 0x74: stack.append(.tuple(try popMark("TUPLE")))    // t
             case 0x63:                                               // c GLOBAL
                 let g = try line("GLOBAL") + "." + (try line("GLOBAL"))
-                guard allowedGlobals.contains(g) else { throw fail("refuses GLOBAL \(g) at offset \(at): a .bin file only needs _codecs.encode") }
+                guard allowedGlobals.contains(g) else { throw fail("refuses GLOBAL \(g) at offset \(at): a .bin file only needs _codecs.encode and numpy's uint8 arrays") }
                 stack.append(.global(g))
             case 0x93:                                               // STACK_GLOBAL
                 guard case .str(let n) = try pop("STACK_GLOBAL"), case .str(let m) = try pop("STACK_GLOBAL") else { throw fail("STACK_GLOBAL at offset \(at) without two strings") }
-                guard allowedGlobals.contains(m + "." + n) else { throw fail("refuses STACK_GLOBAL \(m).\(n) at offset \(at): a .bin file only needs _codecs.encode") }
+                guard allowedGlobals.contains(m + "." + n) else { throw fail("refuses STACK_GLOBAL \(m).\(n) at offset \(at): a .bin file only needs _codecs.encode and numpy's uint8 arrays") }
                 stack.append(.global(m + "." + n))
             case 0x52:                                               // R REDUCE: only the bytes encodings
                 let args = try pop("REDUCE"), f = try pop("REDUCE")
                 guard case .global(let g) = f, case .tuple(let a) = args else { throw fail("REDUCE at offset \(at) on something other than an allowed global") }
-                if g == "_codecs.encode" {
+                if let v = try numpyCall(g, a) { stack.append(v) }
+                else if g == "_codecs.encode" {
                     guard a.count == 2, case .str(let s) = a[0], case .str(let enc) = a[1], enc == "latin1" || enc == "latin-1" else {
                         throw fail("REDUCE _codecs.encode at offset \(at) with arguments other than (str, 'latin1')")
                     }
@@ -119,8 +174,28 @@ public enum PickleBin {
                     }
                     stack.append(.bytes(out))
                 } else {
-                    guard a.isEmpty else { throw fail("REDUCE \(g) at offset \(at) with arguments") }
+                    guard g.hasSuffix(".bytes"), a.isEmpty else { throw fail("REDUCE \(g) at offset \(at) with arguments") }
                     stack.append(.bytes([]))
+                }
+            case 0x62:                                               // b BUILD: only numpy dtype and array states
+                let state = try pop("BUILD"), obj = try pop("BUILD")
+                guard case .tuple(let t) = state else { throw fail("BUILD at offset \(at) with a state that is not a tuple") }
+                switch obj {
+                case .dtypeU1:
+                    guard t.count == 8, case .int(3) = t[0], case .str(let order) = t[1], order == "|" else {
+                        throw fail("BUILD at offset \(at): numpy dtype state \(t.count) items is not the uint8 state (3, '|', ...)")
+                    }
+                    stack.append(.dtypeU1)
+                case .array(let box):
+                    guard box.data == nil, t.count == 5, case .int(1) = t[0], case .tuple(let shape) = t[1], case .dtypeU1 = t[2],
+                          case .bool = t[3], case .bytes(let raw) = t[4] else {
+                        throw fail("BUILD at offset \(at): numpy array state is not (1, shape, dtype('u1'), is_fortran, bytes)")
+                    }
+                    try checkShape(shape, raw.count, at)
+                    box.data = raw
+                    stack.append(.array(box))
+                default:
+                    throw fail("BUILD at offset \(at) on something other than a numpy uint8 array or dtype")
                 }
             case 0x2E: break loop                                    // . STOP
             default:
@@ -135,8 +210,13 @@ public enum PickleBin {
         guard case .list(let sameL) = top[1] else { throw fail("second element is not a list of bools") }
         var images = [[UInt8]](); images.reserveCapacity(binsL.items.count)
         for (i, v) in binsL.items.enumerated() {
-            guard case .bytes(let x) = v else { throw fail("bins[\(i)] is not a byte string") }
-            images.append(x)
+            switch v {
+            case .bytes(let x): images.append(x)
+            case .array(let box):
+                guard let x = box.data else { throw fail("bins[\(i)] is a numpy array whose data was never set (no BUILD)") }
+                images.append(x)
+            default: throw fail("bins[\(i)] is not a byte string or a uint8 numpy array")
+            }
         }
         var issame = [Bool]()
         for (i, v) in sameL.items.enumerated() {
@@ -153,7 +233,12 @@ public enum PickleBin {
         return (images, issame)
     }
 
-    static let allowedGlobals: Set<String> = ["_codecs.encode", "__builtin__.bytes", "builtins.bytes"]
+    static let allowedGlobals: Set<String> = [
+        "_codecs.encode", "__builtin__.bytes", "builtins.bytes",
+        "numpy.dtype", "numpy.ndarray",
+        "numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct",
+        "numpy.core.numeric._frombuffer", "numpy._core.numeric._frombuffer",
+    ]
 
     /// Serializes (images, issame) as a protocol-4 pickle (unframed) that Python's pickle.load reads as
     /// (list of bytes, list of bool), the layout insightface's verification code expects.

@@ -1,11 +1,13 @@
 // insightface / MXNet RecordIO training sets (.rec + .idx): reading both layouts and writing them.
-// Layout facts: /work/shared/formats.md. Little-endian throughout.
+// Layout facts: /work/shared/formats.md. Little-endian throughout. A .rec without its .idx (what
+// MXRecordIO and insightface's rec2shufrec.py write) is read sequentially instead.
 //
 // Record: uint32 magic 0xced7230a, uint32 lrecord (cflag in bits 29-31, length in the low 29 bits),
 // payload, zero padding to 4 bytes. A payload containing the magic at a 4-byte-aligned offset is split
 // there into parts (cflag 1 first, 2 middle, 3 last); the reader re-inserts the magic between parts.
 // Payload: IRHeader 'IfQQ' (flag, label, id, id2: 24 bytes), then `flag` float32 labels when flag > 0,
 // then the encoded image.
+import Dispatch
 import Foundation
 
 public enum RecordIO {
@@ -99,10 +101,17 @@ public final class RecordFile: @unchecked Sendable {
     let fd: Int32
     public let size: Int
     public init(path: String) throws {
+        var pre = stat()
+        if stat(path, &pre) == 0, (pre.st_mode & S_IFMT) != S_IFREG, (pre.st_mode & S_IFMT) != S_IFDIR {
+            throw DataError(.io, path, "is not a regular file (a pipe or device would block reading)")
+        }
         fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw DataError(.io, path, "cannot open: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else {
+            throw DataError(.io, path, errno == ENOENT ? "no such file (the .rec file is missing)" : "cannot open: \(String(cString: strerror(errno)))")
+        }
         var st = stat()
         guard fstat(fd, &st) == 0 else { close(fd); throw DataError(.io, path, "cannot stat") }
+        guard (st.st_mode & S_IFMT) != S_IFDIR else { close(fd); throw DataError(.io, path, "is a folder, expected a .rec file") }
         self.path = path; size = Int(st.st_size)
     }
     deinit { close(fd) }
@@ -123,7 +132,27 @@ public final class RecordFile: @unchecked Sendable {
     }
 
     /// The payload of the record starting at `offset`, joining split parts. `key` names it in errors.
-    public func payload(at offset: Int, key: Int) throws -> [UInt8] {
+    public func payload(at offset: Int, key: Int) throws -> [UInt8] { try record(at: offset, key: key).payload }
+
+    /// Offsets of every record, walking the file from the start (for a .rec without .idx).
+    /// - Throws: `DataError(.format, path, ...)` naming the offset of a bad record or trailing bytes.
+    public func sequentialOffsets() throws -> [Int] {
+        var offs = [Int](), off = 0
+        while off < size {
+            if size - off < 8 {
+                let tail = try readExactly(size - off, at: off, what: "end of file")
+                if tail.allSatisfy({ $0 == 0 }) { break }
+                throw DataError(.format, path, "\(size - off) trailing bytes at offset \(off) are not a record")
+            }
+            offs.append(off)
+            off = try record(at: off, key: offs.count - 1, readPayload: false).end
+        }
+        return offs
+    }
+
+    /// The payload of the record at `offset` (joined parts; empty when `readPayload` is false) and the
+    /// offset just past it.
+    func record(at offset: Int, key: Int, readPayload: Bool = true) throws -> (payload: [UInt8], end: Int) {
         var out = [UInt8](), off = offset, first = true
         while true {
             let what = "record key \(key) at offset \(offset)"
@@ -135,79 +164,129 @@ public final class RecordFile: @unchecked Sendable {
             if first { guard cflag == 0 || cflag == 1 else { throw DataError(.format, path, "\(what): starts with continuation flag \(cflag)") } }
             else {
                 guard cflag == 2 || cflag == 3 else { throw DataError(.format, path, "\(what): split record interrupted by flag \(cflag) at offset \(off)") }
-                withUnsafeBytes(of: RecordIO.magic.littleEndian) { out.append(contentsOf: $0) }
+                if readPayload { withUnsafeBytes(of: RecordIO.magic.littleEndian) { out.append(contentsOf: $0) } }
             }
             guard off + 8 + len <= size else {
                 throw DataError(.format, path, "\(what): \(first ? "" : "split ")record part of \(len) bytes at offset \(off) runs past the end of the file (\(size) bytes)")
             }
-            out.append(contentsOf: try readExactly(len, at: off + 8, what: what))
+            if readPayload { out.append(contentsOf: try readExactly(len, at: off + 8, what: what)) }
             off += 8 + ((len + 3) & ~3)
-            if cflag == 0 || cflag == 3 { return out }
+            if cflag == 0 || cflag == 3 { return (out, min(off, size)) }
             first = false
         }
     }
 }
 
-/// A .rec/.idx training set in either insightface layout.
-public struct RecordSet: TrainingSet {
+/// A .rec/.idx training set in either insightface layout, or a .rec without .idx read sequentially.
+///
+/// Opening it reads every record once: labels are collected and (by default) every image is decoded,
+/// in parallel, so a corrupt image is found here rather than at training step N. Records whose image
+/// cannot be decoded are left out and reported (`skipped`, `scanReport`, `writeSkipped(to:)`), or, with
+/// `strict`, the first one is an error naming its key. Framing and label errors are always errors.
+public struct RecordSet: TrainingSet, SkipReporting {
     public enum Layout: String, Sendable { case legacy, scalar }
     public let recPath: String
     public let layout: Layout
+    /// False when there was no .idx and the records were read in file order (keys are record positions).
+    public let indexed: Bool
     let file: RecordFile
-    /// Byte offset and label of each image, in key order.
+    /// Byte offset, key and label of each usable image, in key order.
     let offsets: [Int]
     let keys: [Int]
     public let labels: [Int32]
     public let classCount: Int
+    /// Image records left out (path "REC key K").
+    public let skipped: [SkippedFile]
 
-    /// Opens `rec` with the index `idx` (default: the same path with .idx). Reads every record header
-    /// once to collect labels. - Throws: `DataError` naming the file and the key.
-    public init(rec: String, idx: String? = nil) throws {
-        let idxPath = idx ?? ((rec as NSString).deletingPathExtension + ".idx")
-        let index = try RecordIO.readIndex(idxPath)
+    /// Opens `rec` with the index `idx` (default: the same path with .idx; when that does not exist the
+    /// file is read sequentially). - Parameters: strict: an undecodable image is an error instead of a
+    /// skip; validateImages: decode every image once (false: only the framing and labels are checked);
+    /// threads: decoding threads. - Throws: `DataError` naming the file and the key.
+    public init(rec: String, idx: String? = nil, strict: Bool = false, validateImages: Bool = true, threads: Int = 2) throws {
         let file = try RecordFile(path: rec)
-        var byKey = [Int: Int]()
-        for e in index {
-            guard byKey[e.key] == nil else { throw DataError(.format, idxPath, "key \(e.key) listed twice") }
-            guard e.offset < file.size else { throw DataError(.format, idxPath, "key \(e.key): offset \(e.offset) is past the end of \(rec) (\(file.size) bytes)") }
-            byKey[e.key] = e.offset
-        }
-        func header(_ key: Int) throws -> (RecordIO.Header, Int) {
-            let off = byKey[key]!
-            let p = try file.payload(at: off, key: key)
-            let (h, img) = try RecordIO.unpack(p, name: "\(rec) key \(key)")
-            return (h, img.count)
-        }
-        var imageKeys: [Int]
+        let idxPath = idx ?? ((rec as NSString).deletingPathExtension + ".idx")
+        let indexed = idx != nil || FileManager.default.fileExists(atPath: idxPath)
+        var imageKeys: [Int], byKey = [Int: Int]()
         var layout = Layout.scalar
         var declaredClasses: Int? = nil
-        if byKey[0] != nil, case let (h0, imageBytes) = try header(0), h0.flag > 0, imageBytes == 0 {
-            guard h0.labels.count >= 2, h0.labels[0] >= 1, h0.labels[1] >= h0.labels[0], h0.labels[1] <= 16_777_216, h0.labels[0] == h0.labels[0].rounded(), h0.labels[1] == h0.labels[1].rounded() else {
-                throw DataError(.format, "\(rec) key 0", "legacy header record has labels \(h0.labels), expected [N+1, N+1+K]")
+        /// Keys whose record may be a metadata record (no image, label vector) to drop rather than read.
+        var metadataAllowed = false
+        if indexed {
+            let index = try RecordIO.readIndex(idxPath)
+            for e in index {
+                guard byKey[e.key] == nil else { throw DataError(.format, idxPath, "key \(e.key) listed twice") }
+                guard e.offset < file.size else { throw DataError(.format, idxPath, "key \(e.key): offset \(e.offset) is past the end of \(rec) (\(file.size) bytes)") }
+                byKey[e.key] = e.offset
             }
-            let end = Int(h0.labels[0])
-            layout = .legacy
-            declaredClasses = Int(h0.labels[1]) - end
-            imageKeys = Array(1..<end)
-            for k in imageKeys where byKey[k] == nil { throw DataError(.format, idxPath, "legacy header promises image keys 1..<\(end) but key \(k) is missing") }
+            if let o0 = byKey[0], case let (h0, img0) = try RecordIO.unpack(try file.payload(at: o0, key: 0), name: "\(rec) key 0"), h0.flag > 0, img0.isEmpty {
+                guard h0.labels.count >= 2, h0.labels[0] >= 1, h0.labels[1] >= h0.labels[0], h0.labels[1] <= 16_777_216, h0.labels[0] == h0.labels[0].rounded(), h0.labels[1] == h0.labels[1].rounded() else {
+                    throw DataError(.format, "\(rec) key 0", "legacy header record has labels \(h0.labels), expected [N+1, N+1+K]")
+                }
+                let end = Int(h0.labels[0])
+                layout = .legacy
+                declaredClasses = Int(h0.labels[1]) - end
+                imageKeys = Array(1..<end)
+                for k in imageKeys where byKey[k] == nil { throw DataError(.format, idxPath, "legacy header promises image keys 1..<\(end) but key \(k) is missing") }
+            } else {
+                imageKeys = byKey.keys.sorted()
+            }
         } else {
-            imageKeys = byKey.keys.sorted()
+            let offs = try file.sequentialOffsets()
+            guard !offs.isEmpty else { throw DataError(.empty, rec, "no records (and no .idx next to it)") }
+            for (k, o) in offs.enumerated() { byKey[k] = o }
+            imageKeys = Array(offs.indices)
+            metadataAllowed = true
         }
-        var labels = [Int32](), offs = [Int]()
-        labels.reserveCapacity(imageKeys.count); offs.reserveCapacity(imageKeys.count)
-        var maxLabel = -1
-        for k in imageKeys {
-            let (h, _) = try header(k)
-            let l = h.flag > 0 ? (h.labels.first ?? -1) : h.label
-            guard l >= 0, l < 16_777_216, l == l.rounded() else { throw DataError(.format, "\(rec) key \(k)", "label \(l) is not a class id (non-negative integer below 2^24)") }
-            labels.append(Int32(l)); offs.append(byKey[k]!); maxLabel = max(maxLabel, Int(l))
+        // Read every image record (in parallel): label, and a decode check of the image.
+        enum Item { case image(Int32, SkippedFile?), metadata, failed(DataError) }
+        let n = imageKeys.count, parts = max(1, min(threads, n)), keysCopy = imageKeys, offsCopy = byKey, metaOK = metadataAllowed
+        nonisolated(unsafe) var items = [Item](repeating: .metadata, count: n)
+        items.withUnsafeMutableBufferPointer { ib in
+            nonisolated(unsafe) let v = ib
+            DispatchQueue.concurrentPerform(iterations: parts) { part in
+                for j in stride(from: part, to: n, by: parts) {
+                    let k = keysCopy[j], name = "\(rec) key \(k)"
+                    do {
+                        let (h, img) = try RecordIO.unpack(try file.payload(at: offsCopy[k]!, key: k), name: name)
+                        if metaOK, h.flag > 0, img.isEmpty { v[j] = .metadata; continue }
+                        let l = h.flag > 0 ? (h.labels.first ?? -1) : h.label
+                        guard l >= 0, l < 16_777_216, l == l.rounded() else { throw DataError(.format, name, "label \(l) is not a class id (non-negative integer below 2^24)") }
+                        var bad: SkippedFile? = nil
+                        if validateImages {
+                            do { _ = try ImageCodec.decode(Array(img), name: name) } catch let e as DataError {
+                                bad = SkippedFile(path: name, kind: e.kind == .unsupported ? .unsupported : .unreadable, reason: e.message)
+                            }
+                        }
+                        v[j] = .image(Int32(l), bad)
+                    } catch let e as DataError { v[j] = .failed(e) } catch { v[j] = .failed(DataError(.io, name, "\(error)")) }
+                }
+            }
         }
-        guard !imageKeys.isEmpty else { throw DataError(.empty, rec, "no image records") }
+        var labels = [Int32](), offs = [Int](), keys = [Int](), skipped = [SkippedFile]()
+        labels.reserveCapacity(n); offs.reserveCapacity(n); keys.reserveCapacity(n)
+        var maxLabel = -1, records = 0
+        for (j, item) in items.enumerated() {
+            switch item {
+            case .metadata: continue
+            case .failed(let e): throw e
+            case .image(let l, let bad):
+                records += 1
+                if let bad {
+                    if strict { throw DataError(bad.kind == .unsupported ? .unsupported : .decode, bad.path, bad.reason + " (strict mode)") }
+                    skipped.append(bad); continue
+                }
+                labels.append(l); offs.append(byKey[imageKeys[j]]!); keys.append(imageKeys[j]); maxLabel = max(maxLabel, Int(l))
+            }
+        }
+        guard records > 0 else { throw DataError(.empty, rec, "no image records") }
+        guard !labels.isEmpty else {
+            throw DataError(.empty, rec, "no usable image: all \(records) image records left out (\(SkipKind.countsText(skipped.map(\.kind)))), e.g. \(skipped[0].path): \(skipped[0].reason)")
+        }
         if let dc = declaredClasses, maxLabel >= dc {
             throw DataError(.format, "\(rec) key 0", "header declares \(dc) identities but an image has label \(maxLabel)")
         }
-        recPath = rec; self.layout = layout; self.file = file; offsets = offs; keys = imageKeys; self.labels = labels
-        classCount = declaredClasses ?? (maxLabel + 1)
+        recPath = rec; self.layout = layout; self.indexed = indexed; self.file = file; offsets = offs; self.keys = keys; self.labels = labels
+        classCount = declaredClasses ?? (maxLabel + 1); self.skipped = skipped
     }
 
     public var count: Int { offsets.count }
@@ -225,7 +304,18 @@ public struct RecordSet: TrainingSet {
         let b = try encoded(index)
         return (try ImageCodec.decode(b, name: "\(recPath) key \(keys[index])"), Int(labels[index]))
     }
-    public var summary: String { "rec \(recPath) (\(layout.rawValue) layout): \(classCount) ids, \(count) images" }
+    public var summary: String {
+        "rec \(recPath) (\(layout.rawValue) layout\(indexed ? "" : ", no .idx: read sequentially")): \(classCount) ids, \(count) images" +
+            (skipped.isEmpty ? "" : ", \(skipped.count) records left out (\(skipCounts))")
+    }
+
+    /// A log paragraph: counts and the records left out with reasons (at most `limit` listed).
+    public func scanReport(limit: Int = 50) -> String {
+        var s = "\(summary)\n"
+        for f in skipped.prefix(limit) { s += "  skipped \(f.path): \(f.reason)\n" }
+        if skipped.count > limit { s += "  ... and \(skipped.count - limit) more\n" }
+        return s
+    }
 }
 
 extension RecordIO {

@@ -4,7 +4,7 @@ import XCTest
 final class DataSourceTests: XCTestCase {
     func testParsesEveryKindAndRoundTrips() throws {
         let specs = ["synthetic", "synthetic:ids=200,images=10,size=112,seed=4,pairs=600,verify-ids=100",
-                     "folder:/data/casia", "folder:/d;strict;pairs=400;seed=2", "folder:/d;size=112x96", "rec:/d/train.rec", "bin:/d/agedb_30.bin",
+                     "folder:/data/casia", "folder:/d;strict;pairs=400;seed=2", "folder:/d;size=112x96", "folder:/d;strict;bycontent;size=56x56;pairs=20", "rec:/d/train.rec", "bin:/d/agedb_30.bin",
                      "pairs:/d/pairs.txt@/d/lfw@home"]
         for s in specs {
             let d = try DataSource(parsing: s)

@@ -48,3 +48,58 @@ func assertThrowsDataError<T>(_ kind: DataError.Kind, containing: String, _ body
         XCTFail("unexpected error type: \(error)", file: file, line: line)
     }
 }
+
+// MARK: hand-built PNG files (independent of libpng's writer)
+
+func crc32(_ bytes: [UInt8]) -> UInt32 {
+    var c: UInt32 = 0xFFFF_FFFF
+    for b in bytes {
+        c ^= UInt32(b)
+        for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
+    }
+    return ~c
+}
+
+func be32(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8((v >> 16) & 0xFF), UInt8((v >> 8) & 0xFF), UInt8(v & 0xFF)] }
+
+func pngChunk(_ type: String, _ data: [UInt8]) -> [UInt8] {
+    let td = Array(type.utf8) + data
+    return be32(UInt32(data.count)) + td + be32(crc32(td))
+}
+
+/// A zlib stream of stored (uncompressed) deflate blocks.
+func zlibStored(_ data: [UInt8]) -> [UInt8] {
+    var out: [UInt8] = [0x78, 0x01]
+    var i = 0
+    repeat {
+        let n = min(65535, data.count - i), last: UInt8 = i + n == data.count ? 1 : 0
+        out += [last, UInt8(n & 0xFF), UInt8(n >> 8), UInt8(~n & 0xFF), UInt8((~n >> 8) & 0xFF)] + data[i..<(i + n)]
+        i += n
+    } while i < data.count
+    var a: UInt32 = 1, b: UInt32 = 0
+    for x in data { a = (a + UInt32(x)) % 65521; b = (b + a) % 65521 }
+    return out + be32(b << 16 | a)
+}
+
+/// A non-interlaced PNG: `rows` are the raw scanlines (without the filter byte), `chunks` go between
+/// IHDR and IDAT (e.g. gAMA, PLTE, tRNS).
+func makePNG(width: Int, height: Int, bitDepth: UInt8, colorType: UInt8, rows: [[UInt8]],
+             chunks: [(String, [UInt8])] = [], interlaced: Bool = false) -> [UInt8] {
+    var png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
+    png += pngChunk("IHDR", be32(UInt32(width)) + be32(UInt32(height)) + [bitDepth, colorType, 0, 0, interlaced ? 1 : 0])
+    for (t, d) in chunks { png += pngChunk(t, d) }
+    var raw = [UInt8]()
+    if interlaced {
+        // Adam7, for 8-bit samples: rows[y] holds width * bpp bytes
+        let bpp = rows[0].count / width
+        for (x0, y0, dx, dy) in [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)] {
+            let xs = Array(stride(from: x0, to: width, by: dx)), ys = Array(stride(from: y0, to: height, by: dy))
+            guard !xs.isEmpty, !ys.isEmpty else { continue }
+            for y in ys { raw.append(0); for x in xs { raw += rows[y][(x * bpp)..<(x * bpp + bpp)] } }
+        }
+    } else {
+        raw = rows.flatMap { [0] + $0 }
+    }
+    png += pngChunk("IDAT", zlibStored(raw))
+    return png + pngChunk("IEND", [])
+}

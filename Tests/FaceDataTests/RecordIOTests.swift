@@ -9,7 +9,7 @@ final class RecordIOTests: XCTestCase {
             for v in 0..<4 {
                 let img = face(id, v)
                 let bytes: [UInt8] = v % 3 == 0 ? try ImageCodec.encodeJPEG(img) : v % 3 == 1 ? try ImageCodec.encodePNG(img) : ImageCodec.encodePPM(img)
-                try write(bytes, "\(root)/person\(id)/\(v).img")
+                try write(bytes, "\(root)/person\(id)/\(v).\(["jpg", "png", "ppm"][v % 3])")
             }
         }
     }
@@ -47,7 +47,7 @@ final class RecordIOTests: XCTestCase {
         // Payloads whose image bytes contain the magic at aligned offsets (start, middle, twice in a row, end).
         let images: [[UInt8]] = [m + [1, 2, 3, 4] + m + m + [5, 6, 7], [9, 9, 9, 9] + m, m, [1, 2, 3]]
         try RecordIO.write(rec: dir + "/s.rec", idx: dir + "/s.idx", layout: .scalar, count: images.count) { (label: $0, image: images[$0]) }
-        let set = try RecordSet(rec: dir + "/s.rec")
+        let set = try RecordSet(rec: dir + "/s.rec", validateImages: false)
         for i in images.indices { XCTAssertEqual(try set.encoded(i), images[i], "record \(i)") }
         // The framed bytes really are split (continuation flags present).
         let framed = RecordIO.frame(RecordIO.pack(RecordIO.Header(label: 0), images[0]))
@@ -66,26 +66,28 @@ final class RecordIOTests: XCTestCase {
         let rec = try [UInt8](Data(contentsOf: URL(fileURLWithPath: dir + "/a.rec")))
         // offset past the end of the file
         try write(Array("0\t0\n1\t99999\n".utf8), dir + "/b.idx"); try write(rec, dir + "/b.rec")
-        assertThrowsDataError(.format, containing: "key 1", try RecordSet(rec: dir + "/b.rec"))
+        assertThrowsDataError(.format, containing: "key 1", try RecordSet(rec: dir + "/b.rec", validateImages: false))
         // bad idx line
         try write(Array("0\t0\nnonsense\n".utf8), dir + "/c.idx"); try write(rec, dir + "/c.rec")
-        assertThrowsDataError(.format, containing: "c.idx:2", try RecordSet(rec: dir + "/c.rec"))
+        assertThrowsDataError(.format, containing: "c.idx:2", try RecordSet(rec: dir + "/c.rec", validateImages: false))
         // bad magic
         var bad = rec; bad[0] ^= 0xFF
         try write(bad, dir + "/d.rec"); try write(Array("0\t0\n".utf8), dir + "/d.idx")
-        assertThrowsDataError(.format, containing: "bad magic", try RecordSet(rec: dir + "/d.rec"))
+        assertThrowsDataError(.format, containing: "bad magic", try RecordSet(rec: dir + "/d.rec", validateImages: false))
         // unterminated split record: cut the file inside record 1 (which is split)
         let idx = try RecordIO.readIndex(dir + "/a.idx")
         try write(Array(rec.prefix(idx[1].offset + 12)), dir + "/e.rec"); try write(Array("0\t\(idx[1].offset)\n".utf8), dir + "/e.idx")
-        assertThrowsDataError(.format, containing: "past the end", try RecordSet(rec: dir + "/e.rec"))
-        // missing .idx
-        assertThrowsDataError(.io, containing: "no such file", try RecordSet(rec: dir + "/none.rec"))
+        assertThrowsDataError(.format, containing: "past the end", try RecordSet(rec: dir + "/e.rec", validateImages: false))
+        // a missing .rec is reported as such, even when its .idx exists
+        try write(Array("0\t0\n".utf8), dir + "/none.idx")
+        assertThrowsDataError(.io, containing: "none.rec: no such file (the .rec file is missing)", try RecordSet(rec: dir + "/none.rec"))
+        assertThrowsDataError(.io, containing: "nothing.rec: no such file", try RecordSet(rec: dir + "/nothing.rec"))
         // non-integer label
         try RecordIO.write(rec: dir + "/f.rec", idx: dir + "/f.idx", layout: .scalar, count: 1) { _ in (label: 0, image: [1]) }
         var f = try [UInt8](Data(contentsOf: URL(fileURLWithPath: dir + "/f.rec")))
         withUnsafeBytes(of: Float(1.5).bitPattern.littleEndian) { for k in 0..<4 { f[12 + k] = $0[k] } }
         try write(f, dir + "/f.rec")
-        assertThrowsDataError(.format, containing: "label 1.5", try RecordSet(rec: dir + "/f.rec"))
+        assertThrowsDataError(.format, containing: "label 1.5", try RecordSet(rec: dir + "/f.rec", validateImages: false))
     }
     /// The face2rec2 form of the legacy layout, written by hand: vector labels [class, 1.0] on the images,
     /// identity records, and the header record (id2 = 1) appended at the end of the file.
@@ -110,5 +112,70 @@ final class RecordIOTests: XCTestCase {
         bidx += "0\t\(bad.count)\n"; bad += RecordIO.frame(RecordIO.pack(RecordIO.Header(labels: [6, 7]), []))
         try write(bad, dir + "/w.rec"); try write(Array(bidx.utf8), dir + "/w.idx")
         assertThrowsDataError(.format, containing: "declares 1 identities but an image has label 1", try RecordSet(rec: dir + "/w.rec"))
+    }
+
+    /// A .rec without .idx (MXRecordIO's sequential form, what rec2shufrec.py writes) is read in file
+    /// order; identity and header records of the legacy layout are recognized and dropped.
+    func testRecWithoutIdxIsReadSequentially() throws {
+        let dir = try tempDir(self)
+        try makeFolder(dir + "/faces")
+        let folder = try ImageFolder(root: dir + "/faces")
+        for layout in [RecordSet.Layout.legacy, .scalar] {
+            let rec = dir + "/\(layout.rawValue).rec"
+            try Packer.rec(from: folder, to: rec, layout: layout)
+            let indexed = try RecordSet(rec: rec)
+            try FileManager.default.removeItem(atPath: dir + "/\(layout.rawValue).idx")
+            let seq = try DataSource(parsing: "rec:\(rec)").trainingSet()
+            guard let s = seq as? RecordSet else { return XCTFail() }
+            XCTAssertFalse(s.indexed); XCTAssertTrue(indexed.indexed)
+            XCTAssertEqual(s.count, 12, "\(layout)"); XCTAssertEqual(s.classCount, 3)
+            XCTAssertEqual(s.labels, indexed.labels)
+            for i in 0..<12 { XCTAssertEqual(try s.encoded(i), try indexed.encoded(i), "\(layout) sample \(i)") }
+            XCTAssertTrue(s.summary.contains("no .idx: read sequentially"), s.summary)
+        }
+        // shuffled order, vector labels, no header: labels come from each record
+        let imgs = try (0..<4).map { try ImageCodec.encodeJPEG(face($0 % 2, $0)) }
+        var rec = [UInt8]()
+        for i in [3, 0, 2, 1] { rec += RecordIO.frame(RecordIO.pack(RecordIO.Header(id: UInt64(i), labels: [Float(i % 2), 1]), imgs[i])) }
+        try write(rec, dir + "/shuf.rec")
+        let s = try RecordSet(rec: dir + "/shuf.rec")
+        XCTAssertEqual(s.labels, [1, 0, 0, 1])
+        XCTAssertEqual(try s.encoded(0), imgs[3])
+        // trailing garbage and a cut record are errors naming the offset
+        try write(rec + [1, 2, 3], dir + "/tail.rec")
+        assertThrowsDataError(.format, containing: "3 trailing bytes at offset \(rec.count)", try RecordSet(rec: dir + "/tail.rec"))
+        try write(Array(rec.prefix(rec.count - 10)), dir + "/cut.rec")
+        assertThrowsDataError(.format, containing: "past the end of the file", try RecordSet(rec: dir + "/cut.rec"))
+        assertThrowsDataError(.io, containing: "is a folder, expected a .rec file", try RecordSet(rec: dir + "/faces"))
+        XCTAssertEqual(mkfifo(dir + "/fifo.rec", 0o644), 0)
+        assertThrowsDataError(.io, containing: "fifo.rec: is not a regular file", try RecordSet(rec: dir + "/fifo.rec"))
+        XCTAssertEqual(mkfifo(dir + "/fifo.bin", 0o644), 0)
+        assertThrowsDataError(.io, containing: "fifo.bin: is not a regular file", try BinPairSet(path: dir + "/fifo.bin"))
+    }
+
+    /// A .rec whose framing is fine but whose images are corrupt: found when the set is opened (skipped
+    /// and reported, or an error in strict mode), never at a training step.
+    func testCorruptImageInRecIsFoundWhenOpened() throws {
+        let dir = try tempDir(self)
+        let imgs = try (0..<6).map { try ImageCodec.encodeJPEG(face($0 % 3, $0, size: 32)) }
+        var bad = imgs
+        bad[2][0] = 0; bad[2][1] = 0                                     // no JPEG signature any more
+        let mid = bad[4].count / 2
+        bad[4][mid] = 0xFF; bad[4][mid + 1] = 0xD9                      // end-of-image marker inside the scan
+        try RecordIO.write(rec: dir + "/c.rec", idx: dir + "/c.idx", layout: .scalar, count: 6) { (label: $0 % 3, image: bad[$0]) }
+        let t = try DataSource(parsing: "rec:\(dir)/c.rec").trainingSet()
+        guard let s = t as? RecordSet else { return XCTFail() }
+        XCTAssertEqual(s.count, 4)
+        XCTAssertEqual(s.skipped.map(\.path), ["\(dir)/c.rec key 2", "\(dir)/c.rec key 4"])
+        for i in 0..<4 { XCTAssertNoThrow(try s.sample(i)) }
+        XCTAssertEqual(s.labels, [0, 1, 0, 2])
+        XCTAssertTrue(s.summary.contains("2 records left out (2 unreadable image)"), s.summary)
+        XCTAssertTrue(s.scanReport().contains("skipped \(dir)/c.rec key 2: not a JPEG, PNG or PGM/PPM image"), s.scanReport())
+        try s.writeSkipped(to: dir + "/skipped.tsv")
+        XCTAssertEqual(try String(contentsOfFile: dir + "/skipped.tsv", encoding: .utf8).split(separator: "\n").count, 3)
+        assertThrowsDataError(.decode, containing: "c.rec key 2: not a JPEG", try RecordSet(rec: dir + "/c.rec", strict: true))
+        // every image corrupt: one line saying so
+        try RecordIO.write(rec: dir + "/all.rec", idx: dir + "/all.idx", layout: .scalar, count: 2) { (label: $0, image: [1, 2, 3]) }
+        assertThrowsDataError(.empty, containing: "all.rec: no usable image: all 2 image records left out (2 unreadable image)", try RecordSet(rec: dir + "/all.rec"))
     }
 }
