@@ -70,10 +70,14 @@ public final class Run {
         if let t = trainSetCache { return t }
         let src = try DataSource(parsing: cfg.data.train)
         let t = try src.trainingSet(threads: cfg.data.threads)
-        if comm.isRoot, let f = t as? ImageFolder {
-            try f.writeLabels(to: dir + "/labels.tsv")
-            let report = f.scanReport()
-            if !report.isEmpty { log.say(report) }
+        if comm.isRoot {
+            if let f = t as? ImageFolder { try f.writeLabels(to: dir + "/labels.tsv") }
+            if let s = t as? SkipReporting {
+                let report = s.scanReport()
+                if !report.isEmpty { log.say(report) }
+                // The log shows the first 50; the whole list stays in the run directory.
+                if !s.skipped.isEmpty { try s.writeSkipped(to: dir + "/skipped.tsv") }
+            }
         }
         trainSetCache = t
         return t
