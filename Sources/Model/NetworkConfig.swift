@@ -47,30 +47,89 @@ public struct NetworkConfig: Sendable, Codable, Equatable {
         return strides.map { s in side = (side - 1) / s + 1; return side }
     }
 
-    /// Every problem with the configuration, one line each (empty when valid).
+    // MARK: limits
+    //
+    // A configuration can come from a checkpoint's metadata (untrusted), so every size is bounded
+    // before any layer is built: far above the paper's ResNeXt-50 (widths up to 2048, depths up to
+    // 6, 112x112 input, 512-d embedding), far below sizes whose buffers cannot be allocated.
+
+    /// Largest input side in pixels.
+    public static let maxInputSize = 1024
+    /// Largest input channel count (3 for RGB).
+    public static let maxInputChannels = 16
+    /// Largest channel count of any layer: stem, stage widths, bottleneck widths, embedding.
+    public static let maxChannels = 8192
+    /// Most stages, and most blocks in one stage.
+    public static let maxStages = 8
+    public static let maxDepth = 64
+    /// Largest stem and CBAM spatial kernel side, and largest stem stride.
+    public static let maxKernel = 31
+    public static let maxStemStride = 4
+    /// Largest activation footprint of one image's forward pass (values, see `activationsPerImage`):
+    /// 2^28 values = 1 GiB per image (ResNeXt-50 at 112x112: about 75 million).
+    public static let maxActivationsPerImage = 1 << 28
+
+    /// Every problem with the configuration, one line each (empty when valid). Never traps, for
+    /// any field values.
     public func problems(prefix: String = "model") -> [String] {
         var p: [String] = []
         func need(_ ok: Bool, _ msg: String) { if !ok { p.append("\(prefix): \(msg)") } }
-        need(inputSize >= 8, "inputSize \(inputSize) must be >= 8")
-        need(inputChannels >= 1, "inputChannels must be >= 1")
-        need(stemChannels >= 1, "stemChannels must be >= 1")
-        need(stemKernel >= 1 && stemKernel % 2 == 1, "stemKernel \(stemKernel) must be odd")
-        need(stemStride >= 1, "stemStride must be >= 1")
+        let C = Self.maxChannels
+        need(inputSize >= 8 && inputSize <= Self.maxInputSize, "inputSize \(inputSize) must be in 8...\(Self.maxInputSize)")
+        need(inputChannels >= 1 && inputChannels <= Self.maxInputChannels, "inputChannels \(inputChannels) must be in 1...\(Self.maxInputChannels)")
+        need(stemChannels >= 1 && stemChannels <= C, "stemChannels \(stemChannels) must be in 1...\(C)")
+        need(stemKernel >= 1 && stemKernel <= Self.maxKernel && stemKernel % 2 == 1, "stemKernel \(stemKernel) must be odd, in 1...\(Self.maxKernel)")
+        need(stemStride >= 1 && stemStride <= Self.maxStemStride, "stemStride \(stemStride) must be in 1...\(Self.maxStemStride)")
         need(!depths.isEmpty, "depths must not be empty")
+        need(depths.count <= Self.maxStages, "depths has \(depths.count) stages, at most \(Self.maxStages) are supported")
         need(depths.count == widths.count && depths.count == strides.count,
              "depths (\(depths.count)), widths (\(widths.count)) and strides (\(strides.count)) must have the same length")
-        need(depths.allSatisfy { $0 >= 1 }, "every depth must be >= 1")
+        need(depths.allSatisfy { $0 >= 1 && $0 <= Self.maxDepth }, "every depth must be in 1...\(Self.maxDepth) (depths \(depths))")
+        need(widths.allSatisfy { $0 >= 1 && $0 <= C }, "every width must be in 1...\(C) (widths \(widths))")
         need(strides.allSatisfy { $0 == 1 || $0 == 2 }, "strides must be 1 or 2")
-        need(cardinality >= 1 && groupWidth >= 1, "cardinality and groupWidth must be >= 1")
-        for (i, w) in widths.enumerated() {
-            need(w >= cbamReduction && w % cbamReduction == 0,
-                 "widths[\(i)] = \(w) must be a multiple of cbamReduction \(cbamReduction)")
+        let groupsOK = cardinality >= 1 && cardinality <= C && groupWidth >= 1 && groupWidth <= C
+        need(groupsOK, "cardinality \(cardinality) and groupWidth \(groupWidth) must be in 1...\(C)")
+        if groupsOK && widths.count <= Self.maxStages {
+            // <= 8192 * 8192 << 7: no overflow.
+            for i in widths.indices where bottleneckWidth(stage: i) > C {
+                need(false, "stage \(i) bottleneck width cardinality x groupWidth x 2^\(i) = \(bottleneckWidth(stage: i)) exceeds \(C)")
+            }
         }
-        need(cbamKernel >= 1 && cbamKernel % 2 == 1, "cbamKernel \(cbamKernel) must be odd")
-        need(embeddingSize >= 2, "embeddingSize must be >= 2")
+        if cbamReduction >= 1 {
+            for (i, w) in widths.enumerated() {
+                need(w >= cbamReduction && w % cbamReduction == 0,
+                     "widths[\(i)] = \(w) must be a multiple of cbamReduction \(cbamReduction)")
+            }
+        } else {
+            need(false, "cbamReduction \(cbamReduction) must be >= 1")
+        }
+        need(cbamKernel >= 1 && cbamKernel <= Self.maxKernel && cbamKernel % 2 == 1, "cbamKernel \(cbamKernel) must be odd, in 1...\(Self.maxKernel)")
+        need(embeddingSize >= 2 && embeddingSize <= C, "embeddingSize \(embeddingSize) must be in 2...\(C)")
         need(dropout >= 0 && dropout < 1, "dropout \(dropout) must be in [0, 1)")
         if p.isEmpty { need(stageSides.last! >= 1, "input \(inputSize) too small for \(strides.count) stages") }
+        if p.isEmpty {
+            need(activationsPerImage <= Double(Self.maxActivationsPerImage),
+                 "one image's forward pass needs about \(Int(activationsPerImage)) activation values, more than \(Self.maxActivationsPerImage)")
+        }
         return p
+    }
+
+    /// An upper estimate of the activation values one image's forward pass keeps (every layer's
+    /// output; gradients of training double it). Only meaningful when the other checks pass.
+    public var activationsPerImage: Double {
+        var side = Double((inputSize + 2 * (stemKernel / 2) - stemKernel) / stemStride + 1)
+        var a = 3 * Double(stemChannels) * side * side + Double(inputChannels * inputSize * inputSize)
+        for (i, (d, cout)) in zip(depths, widths).enumerated() {
+            let width = Double(bottleneckWidth(stage: i))
+            for b in 0..<d {
+                let hin = side
+                if b == 0 && strides[i] == 2 { side = ((side - 1) / 2).rounded(.down) + 1 }
+                a += 3 * width * hin * hin             // conv1, bn1, relu1
+                a += 3 * width * side * side           // conv2, bn2, relu2
+                a += 9 * Double(cout) * side * side    // conv3, bn3, CBAM (4 maps), shortcut (2), sum, relu
+            }
+        }
+        return a
     }
 
     /// Multiply-add FLOPs (2 per MAC) of one forward pass of one image through convolutions and

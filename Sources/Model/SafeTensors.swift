@@ -28,6 +28,15 @@ public struct NamedTensor: Sendable {
 public enum SafeTensors {
     /// The reference implementation refuses headers above 100 MB; so do we.
     public static let maxHeaderBytes = 100_000_000
+    /// Most dimensions a tensor may have (PyTorch supports 64).
+    public static let maxRank = 64
+
+    /// A JSON number that is exactly an Int (not a boolean, not a fraction, not out of range).
+    static func exactInt(_ v: Any) -> Int? {
+        guard let n = v as? NSNumber else { return nil }
+        if String(cString: n.objCType) == "c" { return nil }   // true / false
+        return v as? Int
+    }
 
     /// Serializes tensors (F32) and string metadata.
     public static func encode(_ tensors: [NamedTensor], metadata: [String: String] = [:]) -> Foundation.Data {
@@ -46,7 +55,7 @@ public enum SafeTensors {
         var n = UInt64(json.count).littleEndian
         withUnsafeBytes(of: &n) { out.append(contentsOf: $0) }
         out.append(json)
-        for t in tensors {
+        for t in tensors where !t.values.isEmpty {
             t.values.withUnsafeBufferPointer { buf in
                 // Little-endian hosts only (x86_64, arm64); asserted at the top of `decode` too.
                 out.append(UnsafeBufferPointer(start: UnsafeRawPointer(buf.baseAddress!)
@@ -87,14 +96,26 @@ public enum SafeTensors {
                 throw SafeTensorsError(path, "tensor \(name): malformed entry (needs dtype, shape, data_offsets)")
             }
             guard dtype == "F32" else { throw SafeTensorsError(path, "tensor \(name): dtype \(dtype), expected F32") }
-            let shape = try shapeAny.map { v -> Int in
-                guard let i = (v as? NSNumber)?.intValue, i >= 0 else { throw SafeTensorsError(path, "tensor \(name): bad shape") }
-                return i
+            guard shapeAny.count <= maxRank else {
+                throw SafeTensorsError(path, "tensor \(name): shape has \(shapeAny.count) dimensions, at most \(maxRank) are supported")
             }
-            guard let b = (offs[0] as? NSNumber)?.intValue, let e = (offs[1] as? NSNumber)?.intValue, 0 <= b, b <= e else {
-                throw SafeTensorsError(path, "tensor \(name): bad data_offsets")
+            var shape: [Int] = []
+            var count = 1
+            for v in shapeAny {
+                guard let i = exactInt(v) else { throw SafeTensorsError(path, "tensor \(name): shape entry \(v) is not an integer") }
+                guard i >= 0 else { throw SafeTensorsError(path, "tensor \(name): shape \(shapeAny.map { "\($0)" }) has a negative dimension") }
+                let (c, overflow) = count.multipliedReportingOverflow(by: i)
+                guard !overflow, c <= Int.max / 4 else {
+                    throw SafeTensorsError(path, "tensor \(name): shape \(shapeAny.map { "\($0)" }) has too many elements (more than \(Int.max / 4))")
+                }
+                shape.append(i); count = c
             }
-            let count = shape.reduce(1, *)
+            guard let b = exactInt(offs[0]), let e = exactInt(offs[1]), 0 <= b, b <= e else {
+                throw SafeTensorsError(path, "tensor \(name): bad data_offsets \(offs.map { "\($0)" }) (need integers 0 <= begin <= end)")
+            }
+            guard e <= dataLen else {
+                throw SafeTensorsError(path, "truncated or corrupt: tensor \(name): data_offsets [\(b), \(e)) end beyond the \(dataLen) data bytes of the file")
+            }
             guard e - b == count * 4 else {
                 throw SafeTensorsError(path, "tensor \(name): shape \(shape) needs \(count * 4) bytes, offsets give \(e - b)")
             }
@@ -115,6 +136,7 @@ public enum SafeTensors {
         let tensors = data.withUnsafeBytes { raw -> [NamedTensor] in
             specs.map { s in
                 let count = (s.end - s.begin) / 4
+                if count == 0 { return NamedTensor(name: s.name, shape: s.shape, values: []) }
                 let values = [Float](unsafeUninitializedCapacity: count) { buf, n in
                     memcpy(buf.baseAddress!, raw.baseAddress! + dataStart + s.begin, count * 4); n = count
                 }

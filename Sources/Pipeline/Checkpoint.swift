@@ -13,6 +13,9 @@ public struct CheckpointError: Error, CustomStringConvertible {
 
 /// Where training stands, stored in a checkpoint's metadata.
 public struct TrainingPosition: Sendable, Equatable, Codable {
+    /// Largest step (and epoch) a checkpoint may claim: 2^40, far beyond any schedule, far from
+    /// overflowing the step arithmetic.
+    public static let maxStep = 1 << 40
     /// Optimizer steps completed.
     public var step: Int
     /// Epoch of the next step, and steps of that epoch already done (the sampler position).
@@ -22,6 +25,17 @@ public struct TrainingPosition: Sendable, Equatable, Codable {
     public var skippedSteps: Int
     public init(step: Int = 0, epoch: Int = 0, stepInEpoch: Int = 0, skippedSteps: Int = 0) {
         self.step = step; self.epoch = epoch; self.stepInEpoch = stepInEpoch; self.skippedSteps = skippedSteps
+    }
+
+    /// Problems of a position read from a checkpoint, one line each naming the field.
+    public func problems() -> [String] {
+        var p: [String] = []
+        func need(_ ok: Bool, _ m: String) { if !ok { p.append("metadata 'position': " + m) } }
+        need(step >= 0 && step <= Self.maxStep, "step \(step) must be in 0...\(Self.maxStep)")
+        need(epoch >= 0 && epoch <= step, "epoch \(epoch) must be in 0...step (\(step))")
+        need(stepInEpoch >= 0 && stepInEpoch <= step, "stepInEpoch \(stepInEpoch) must be in 0...step (\(step))")
+        need(skippedSteps >= 0 && skippedSteps <= step, "skippedSteps \(skippedSteps) must be in 0...step (\(step))")
+        return p
     }
 }
 
@@ -38,13 +52,167 @@ public struct ModelIdentity: Sendable, Equatable, Codable {
         let enc = JSONEncoder(); enc.outputFormatting = [.sortedKeys]
         return String(decoding: try! enc.encode(self), as: UTF8.self)
     }
+    /// Most classes a model may have (the classifier is classes x embedding).
+    public static let maxClasses = 10_000_000
+
+    /// Problems of an identity read from a checkpoint, one line each naming the field: the network
+    /// within `NetworkConfig`'s limits, classes within 2...maxClasses.
+    public func problems() -> [String] {
+        var p = network.problems(prefix: "metadata 'model' network")
+        if classes < 2 || classes > Self.maxClasses {
+            p.append("metadata 'model': classes \(classes) must be in 2...\(Self.maxClasses)")
+        }
+        return p
+    }
+
     /// 16 hex digits of FNV-1a over the canonical JSON.
     public var hash: String { String(format: "%016llx", fnv1a64(json)) }
+}
+
+/// A one-line reason, thrown by helpers that do not know the file.
+struct MetadataProblem: Error { let reason: String; init(_ r: String) { reason = r } }
+
+/// The JSON form of a Codable value with synthesized coding keys, read from a sample value with
+/// Mirror (property names are the keys). Checking a JSON tree against it before `JSONDecoder`
+/// runs gives one line naming the field and the expected type for every mistake (Foundation's
+/// decoder on Linux reports a number that does not fit its field, e.g. 16.5 or 1e30 for an
+/// integer, as "The given data was not valid JSON." without the field).
+indirect enum JSONShape: Sendable {
+    case int, uint64, float, bool, string, any
+    case array(JSONShape), optional(JSONShape), object([String: JSONShape])
+
+    init(sample: Any) {
+        let m = Mirror(reflecting: sample)
+        if m.displayStyle == .struct {
+            var fields: [String: JSONShape] = [:]
+            for c in m.children { if let l = c.label { fields[l] = JSONShape(sample: c.value) } }
+            self = .object(fields)
+        } else {
+            self = JSONShape(typeName: "\(type(of: sample))")
+        }
+    }
+
+    init(typeName t: String) {
+        func inner(_ prefix: String) -> String? {
+            t.hasPrefix(prefix + "<") && t.hasSuffix(">") ? String(t.dropFirst(prefix.count + 1).dropLast()) : nil
+        }
+        switch t {
+        case "Int": self = .int
+        case "UInt64": self = .uint64
+        case "Float", "Double": self = .float
+        case "Bool": self = .bool
+        case "String": self = .string
+        default:
+            if let e = inner("Array") { self = .array(JSONShape(typeName: e)) }
+            else if let e = inner("Optional") { self = .optional(JSONShape(typeName: e)) }
+            else { self = .any }
+        }
+    }
+
+    var expected: String {
+        switch self {
+        case .int: return "an integer"
+        case .uint64: return "a non-negative integer"
+        case .float: return "a number"
+        case .bool: return "true or false"
+        case .string: return "a string"
+        case .any: return "a value"
+        case .array(let e): return "an array of \(e.plural)"
+        case .optional(let e): return "\(e.expected) or null"
+        case .object: return "an object"
+        }
+    }
+
+    var plural: String {
+        switch self {
+        case .int: return "integers"
+        case .uint64: return "non-negative integers"
+        case .float: return "numbers"
+        case .bool: return "booleans"
+        case .string: return "strings"
+        default: return "values"
+        }
+    }
+
+    static func isBool(_ v: Any) -> Bool { (v as? NSNumber).map { String(cString: $0.objCType) == "c" } ?? false }
+
+    /// A short rendering of a JSON value for messages.
+    static func show(_ v: Any) -> String {
+        if isBool(v) { return (v as! NSNumber).boolValue ? "true" : "false" }
+        if let n = v as? NSNumber { return "\(n)" }
+        if let s = v as? String { return "'\(s.count > 40 ? String(s.prefix(40)) + "..." : s)'" }
+        if v is NSNull { return "null" }
+        if v is [Any] { return "an array" }
+        if v is [String: Any] { return "an object" }
+        return "\(v)"
+    }
+
+    /// The first mistake in `v`, as "path: expected ..., got ...", or nil. Keys the shape does not
+    /// know are not checked here (the caller decides about them).
+    func problem(_ v: Any, path: String) -> String? {
+        func bad() -> String { "\(path.isEmpty ? "value" : path): expected \(expected), got \(Self.show(v))" }
+        switch self {
+        case .any: return nil
+        case .int: return !Self.isBool(v) && v is NSNumber && (v as? Int) != nil ? nil : bad()
+        case .uint64: return !Self.isBool(v) && v is NSNumber && (v as? UInt64) != nil ? nil : bad()
+        case .float:
+            guard !Self.isBool(v), let n = v as? NSNumber else { return bad() }
+            let d = n.doubleValue
+            return d.isFinite && abs(d) <= Double(Float.greatestFiniteMagnitude) ? nil : bad()
+        case .bool: return Self.isBool(v) ? nil : bad()
+        case .string: return v is String ? nil : bad()
+        case .optional(let e): return v is NSNull ? nil : e.problem(v, path: path)
+        case .array(let e):
+            guard let a = v as? [Any] else { return bad() }
+            for (i, x) in a.enumerated() { if let p = e.problem(x, path: "\(path)[\(i)]") { return p } }
+            return nil
+        case .object(let fields):
+            guard let d = v as? [String: Any] else { return bad() }
+            for (k, x) in d.sorted(by: { $0.key < $1.key }) {
+                if let f = fields[k], let p = f.problem(x, path: path.isEmpty ? k : path + "." + k) { return p }
+            }
+            return nil
+        }
+    }
+}
+
+/// One line for a decoding error: the coding path and what was expected.
+func describeDecodingError(_ e: DecodingError) -> String {
+    func path(_ c: DecodingError.Context) -> String {
+        let p = c.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+            .replacingOccurrences(of: ".[", with: "[")
+        return p.isEmpty ? "" : p + ": "
+    }
+    switch e {
+    case .typeMismatch(let t, let c): return "\(path(c))expected \(typeName(t))"
+    case .valueNotFound(let t, let c): return "\(path(c))expected \(typeName(t)), got null"
+    case .keyNotFound(let k, let c): return "\(path(c))missing field '\(k.stringValue)'"
+    case .dataCorrupted(let c): return "\(path(c))\(c.debugDescription)"
+    @unknown default: return "\(e)"
+    }
+}
+
+/// "an integer", "a number", ... for the types a configuration or metadata holds.
+func typeName(_ t: Any.Type) -> String {
+    switch t {
+    case is Int.Type: return "an integer"
+    case is UInt64.Type: return "a non-negative integer"
+    case is Float.Type, is Double.Type: return "a number"
+    case is Bool.Type: return "true or false"
+    case is String.Type: return "a string"
+    default:
+        let n = "\(t)"
+        if n.hasPrefix("Array<") || n.hasPrefix("[") { return "an array" }
+        if n.hasPrefix("Dictionary<") { return "an object" }
+        return n
+    }
 }
 
 public enum Checkpoint {
     public static let format = "kdtrain-checkpoint-1"
     static let momentumPrefix = "optimizer.momentum."
+    static let identityShape = JSONShape(sample: ModelIdentity(network: .tiny, classes: 2, head: ""))
+    static let positionShape = JSONShape(sample: TrainingPosition())
 
     /// Writes `store` (parameters, buffers and, when present, momentum) atomically to `path`.
     public static func save(_ store: ParamStore, identity: ModelIdentity, position: TrainingPosition,
@@ -92,14 +260,18 @@ public enum Checkpoint {
         guard m["format"] == format else {
             throw CheckpointError(path, "not a kdtrain checkpoint (metadata format is \(m["format"].map { "'\($0)'" } ?? "missing"))")
         }
-        guard let mj = m["model"], let identity = try? JSONDecoder().decode(ModelIdentity.self, from: Data(mj.utf8)) else {
-            throw CheckpointError(path, "metadata 'model' is missing or malformed")
-        }
-        guard let pj = m["position"], let position = try? JSONDecoder().decode(TrainingPosition.self, from: Data(pj.utf8)) else {
-            throw CheckpointError(path, "metadata 'position' is missing or malformed")
-        }
-        return Contents(path: path, tensors: Dictionary(parsed.tensors.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a }),
-                        metadata: m, identity: identity, position: position)
+        let identity: ModelIdentity
+        do { identity = try decodeMetadata(ModelIdentity.self, m["model"], key: "model", shape: identityShape) }
+        catch let e as MetadataProblem { throw CheckpointError(path, e.reason) }
+        let position: TrainingPosition
+        do { position = try decodeMetadata(TrainingPosition.self, m["position"], key: "position", shape: positionShape) }
+        catch let e as MetadataProblem { throw CheckpointError(path, e.reason) }
+        // Everything below is about untrusted numbers: checked before a network is built from them.
+        if let problem = identity.problems().first { throw CheckpointError(path, problem) }
+        if let problem = position.problems().first { throw CheckpointError(path, problem) }
+        let tensors = Dictionary(parsed.tensors.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        try checkStructure(identity, tensors: tensors, path: path)
+        return Contents(path: path, tensors: tensors, metadata: m, identity: identity, position: position)
     }
 
     /// Copies a checkpoint into `store`. Every parameter and buffer must be present with the
@@ -127,6 +299,36 @@ public enum Checkpoint {
                 c.tensors[momentumPrefix + e.name]!.values.withUnsafeBufferPointer {
                     (store.momentum + e.offset).update(from: $0.baseAddress!, count: e.count)
                 }
+            }
+        }
+    }
+
+    /// Decodes a JSON metadata value; throws a one-line reason naming the key and field.
+    static func decodeMetadata<T: Decodable>(_ type: T.Type, _ json: String?, key: String, shape: JSONShape) throws -> T {
+        guard let json else { throw MetadataProblem("metadata '\(key)' is missing") }
+        guard let tree = try? JSONSerialization.jsonObject(with: Data(json.utf8)) else {
+            throw MetadataProblem("metadata '\(key)' is not valid JSON")
+        }
+        if let p = shape.problem(tree, path: "") { throw MetadataProblem("metadata '\(key)' is malformed: \(p)") }
+        do { return try JSONDecoder().decode(T.self, from: Data(json.utf8)) }
+        catch let e as DecodingError { throw MetadataProblem("metadata '\(key)' is malformed: \(describeDecodingError(e))") }
+        catch { throw MetadataProblem("metadata '\(key)' is malformed: \(error)") }
+    }
+
+    /// Every tensor the network of `identity` needs must be in the file with its shape. Builds the
+    /// layer table only (nothing is allocated), so a model in the metadata that the file's tensors
+    /// do not back is refused before its parameters would be allocated.
+    static func checkStructure(_ identity: ModelIdentity, tensors: [String: NamedTensor], path: String) throws {
+        let store = ParamStore()
+        _ = FaceNet(config: identity.network, store: store)
+        _ = MarginHead(store, name: "classifier", embeddingSize: identity.network.embeddingSize,
+                       classes: identity.classes, kind: .softmax)
+        for e in store.entries {
+            guard let t = tensors[e.name] else {
+                throw CheckpointError(path, "missing tensor \(e.name) (the model in its metadata needs it)")
+            }
+            guard t.shape == e.shape else {
+                throw CheckpointError(path, "tensor \(e.name) has shape \(t.shape), the model in its metadata needs \(e.shape)")
             }
         }
     }

@@ -38,10 +38,14 @@ public final class Run {
         self.comm = comm; cfg = config; self.dir = dir; self.resume = resume
         let problems = config.problems(worldSize: comm.size)
         guard problems.isEmpty else { throw ConfigError(problems.joined(separator: "\n")) }
+        var orphans: [String] = []
         if comm.isRoot {
-            for sub in ["", "/teacher", "/student", "/eval"] {
-                try FileManager.default.createDirectory(atPath: dir + sub, withIntermediateDirectories: true)
-            }
+            // One job per run directory: the lock is held until this process ends. With it held, no
+            // live job writes here, so temporaries of atomic writes are leftovers of a killed job.
+            try RunDirectory.create(dir)
+            try RunDirectory.lock(dir)
+            orphans = RunDirectory.removeOrphanTemporaries(in: dir)
+            try RunDirectory.create(dir, subdirectories: ["teacher", "student", "eval"])
             if resume == .none {
                 let existing = Checkpoint.list(in: dir + "/teacher") + Checkpoint.list(in: dir + "/student")
                 if let first = existing.first {
@@ -62,6 +66,9 @@ public final class Run {
         }
         try comm.barrier()
         log = try RunLog(path: dir + "/metrics.jsonl", isRoot: comm.isRoot, quiet: quiet)
+        if !orphans.isEmpty {
+            log.say("run directory: removed \(orphans.count) temporary file(s) left by an interrupted job (\(orphans.map { URL(fileURLWithPath: $0).lastPathComponent }.joined(separator: ", ")))")
+        }
     }
 
     // MARK: data

@@ -171,7 +171,8 @@ public struct RunConfig: Codable, Equatable, Sendable {
     /// keys, wrong types and unparsable values are errors naming the key.
     public static func load(file: String?, overrides: [String]) throws -> RunConfig {
         var tree = try JSONSerialization.jsonObject(with: JSONEncoder().encode(try LossRecipe.defaults(file: file, overrides: overrides))) as! [String: Any]
-        let known = tree
+        // Every option with its type, optional ones (absent from the encoded defaults) included.
+        guard case .object(let known) = JSONShape(sample: RunConfig()) else { preconditionFailure("RunConfig is a struct") }
         if let file {
             guard let data = FileManager.default.contents(atPath: file) else { throw ConfigError("\(file): cannot read the file") }
             guard let obj = try? JSONSerialization.jsonObject(with: data), let user = obj as? [String: Any] else {
@@ -182,47 +183,73 @@ public struct RunConfig: Codable, Equatable, Sendable {
         for o in overrides {
             guard let eq = o.firstIndex(of: "="), eq != o.startIndex else { throw ConfigError("--set \(o): expected section.key=value") }
             let key = String(o[..<eq]), raw = String(o[o.index(after: eq)...])
-            var value: Any = (try? JSONSerialization.jsonObject(with: Foundation.Data(raw.utf8), options: [.fragmentsAllowed])) ?? raw
-            // A string option keeps its text even when it reads as a number (loss.blocks=1.0).
-            if !(value is String), known.value(at: key.split(separator: ".").map(String.init)) is String { value = raw }
+            let parts = key.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+            guard !parts.contains(where: \.isEmpty) else { throw ConfigError("--set \(o): empty key in '\(key)'") }
+            // A string option takes the text as it is (`--set head.kind=arcface`, `--set data.train=1`).
+            var shape: JSONShape? = .object(known)
+            for part in parts { if case .object(let f)? = shape { shape = f[part] } else { shape = nil } }
+            let value: Any
+            switch shape {
+            case .string?: value = raw
+            case .optional(.string)?: value = raw == "null" ? NSNull() : raw
+            default: value = (try? JSONSerialization.jsonObject(with: Foundation.Data(raw.utf8), options: [.fragmentsAllowed])) ?? raw
+            }
             var nested: Any = value
-            for part in key.split(separator: ".").reversed() { nested = [String(part): nested] }
-            guard let obj = nested as? [String: Any] else { throw ConfigError("--set \(o): empty key") }
-            try merge(obj, into: &tree, known: known, path: "", source: "--set \(o)")
+            for part in parts.reversed() { nested = [part: nested] }
+            try merge(nested as! [String: Any], into: &tree, known: known, path: "", source: "--set \(o)")
         }
         do {
             let data = try JSONSerialization.data(withJSONObject: tree)
             return try JSONDecoder().decode(RunConfig.self, from: data)
-        } catch let DecodingError.typeMismatch(type, ctx) {
-            throw ConfigError("\(ctx.codingPath.map(\.stringValue).joined(separator: ".")): expected \(type)")
-        } catch let DecodingError.valueNotFound(type, ctx) {
-            throw ConfigError("\(ctx.codingPath.map(\.stringValue).joined(separator: ".")): expected \(type), got null")
-        } catch let DecodingError.dataCorrupted(ctx) {
-            throw ConfigError("\(ctx.codingPath.map(\.stringValue).joined(separator: ".")): \(ctx.debugDescription)")
+        } catch let e as DecodingError {
+            // `merge` checked every value's type already; this is a last resort.
+            throw ConfigError("configuration: \(describeDecodingError(e))")
         }
     }
 
-    static func merge(_ user: [String: Any], into tree: inout [String: Any], known: [String: Any], path: String, source: String) throws {
-        for (k, v) in user {
+    static func merge(_ user: [String: Any], into tree: inout [String: Any], known: [String: JSONShape], path: String, source: String) throws {
+        for (k, v) in user.sorted(by: { $0.key < $1.key }) {
             let full = path.isEmpty ? k : path + "." + k
-            // Optional keys are absent from the encoded defaults when nil.
-            let optionalKeys: Set<String> = ["teacher.checkpoint", "student.checkpoint", "loss.stages", "eval.blur"]
-            guard known[k] != nil || optionalKeys.contains(full) else {
+            guard let shape = known[k] else {
                 throw ConfigError("\(source): unknown option '\(full)'" + suggestion(k, Array(known.keys)))
             }
-            if let sub = v as? [String: Any], let ksub = known[k] as? [String: Any] {
+            if case .object(let sub) = shape {
+                guard let u = v as? [String: Any] else {
+                    throw ConfigError("\(source): '\(full)' is a section, not a value; set its options (\(sub.keys.sorted().map { full + "." + $0 }.prefix(3).joined(separator: ", ")), ...)")
+                }
                 var t = tree[k] as? [String: Any] ?? [:]
-                try merge(sub, into: &t, known: ksub, path: full, source: source)
+                try merge(u, into: &t, known: sub, path: full, source: source)
                 tree[k] = t
             } else {
+                if let problem = shape.problem(v, path: full) { throw ConfigError("\(source): \(problem)") }
                 tree[k] = v
             }
         }
     }
 
+    /// " (did you mean X?)" with the known keys nearest to `k` in edit distance, else the list of
+    /// known keys.
     static func suggestion(_ k: String, _ keys: [String]) -> String {
-        let close = keys.filter { $0.lowercased().hasPrefix(k.lowercased().prefix(3)) }
-        return close.isEmpty ? " (known: \(keys.sorted().joined(separator: ", ")))" : " (did you mean \(close.sorted().joined(separator: " or "))?)"
+        func distance(_ a: String, _ b: String) -> Int {
+            let a = Array(a.lowercased()), b = Array(b.lowercased())
+            if a.isEmpty || b.isEmpty { return max(a.count, b.count) }
+            var row = Array(0...b.count)
+            for i in 1...a.count {
+                var prev = row[0]; row[0] = i
+                for j in 1...b.count {
+                    let cur = row[j]
+                    row[j] = min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] == b[j - 1] ? 0 : 1))
+                    prev = cur
+                }
+            }
+            return row[b.count]
+        }
+        let k = String(k.prefix(200))
+        let scored = keys.map { ($0, distance(k, $0)) }
+        let best = scored.map(\.1).min() ?? Int.max
+        let limit = max(2, k.count / 3)
+        let close = scored.filter { $0.1 == best && best <= limit }.map(\.0).sorted()
+        return close.isEmpty ? " (known: \(keys.sorted().joined(separator: ", ")))" : " (did you mean \(close.joined(separator: " or "))?)"
     }
 
     /// Every problem, one line each; empty when the configuration is usable. `worldSize` is the
@@ -230,12 +257,19 @@ public struct RunConfig: Codable, Equatable, Sendable {
     public func problems(worldSize: Int) -> [String] {
         var p: [String] = []
         func need(_ ok: Bool, _ m: String) { if !ok { p.append(m) } }
+        // Upper bounds: far above any sensible value, low enough that no Float -> Int conversion,
+        // step arithmetic or buffer size derived from an option can overflow or exhaust memory.
+        let maxThreads = 256, maxPrefetch = 64, maxShift = 64, maxFactor: Float = 64, maxBlurSigma: Float = 32
+        let maxEpochs: Float = 100_000, maxHeadScale: Float = 128
+        let maxBatch = 65_536, maxAccumulate = 1_024, maxSteps = 1_000_000_000, maxKeep = 1_000
+        let maxBucketMB: Float = 4_096, maxFirstBucketKB: Float = 1_048_576
         let kernels = ["area", "bilinear", "bicubic", "nearest"]
         need(["area", "bilinear", "bicubic"].contains(data.resize), "data.resize: '\(data.resize)' is not area, bilinear or bicubic")
-        need(data.threads >= 1, "data.threads must be >= 1")
-        need(data.prefetch >= 1, "data.prefetch must be >= 1")
-        need(data.maxShift >= 0, "data.maxShift must be >= 0")
-        need(!degrade.trainFactors.isEmpty && degrade.trainFactors.allSatisfy { $0 >= 1 }, "degrade.trainFactors must be factors >= 1")
+        need(data.threads >= 1 && data.threads <= maxThreads, "data.threads \(data.threads) must be in 1...\(maxThreads)")
+        need(data.prefetch >= 1 && data.prefetch <= maxPrefetch, "data.prefetch \(data.prefetch) must be in 1...\(maxPrefetch)")
+        need(data.maxShift >= 0 && data.maxShift <= maxShift, "data.maxShift \(data.maxShift) must be in 0...\(maxShift)")
+        need(!degrade.trainFactors.isEmpty && degrade.trainFactors.allSatisfy { $0 >= 1 && $0 <= maxFactor },
+             "degrade.trainFactors must be factors in 1...\(Int(maxFactor))")
         need(kernels.contains(degrade.down), "degrade.down: '\(degrade.down)' is not one of \(kernels.joined(separator: ", "))")
         need(kernels.contains(degrade.up), "degrade.up: '\(degrade.up)' is not one of \(kernels.joined(separator: ", "))")
         need(kernels.contains(eval.down), "eval.down: '\(eval.down)' is not one of \(kernels.joined(separator: ", "))")
@@ -244,22 +278,26 @@ public struct RunConfig: Codable, Equatable, Sendable {
                              ("jpegProbability", degrade.jpegProbability)] {
             need(prob >= 0 && prob <= 1, "degrade.\(name) must be in [0, 1]")
         }
-        need(degrade.blurSigma.count == 2 && degrade.blurSigma[0] > 0 && degrade.blurSigma[0] <= degrade.blurSigma[1], "degrade.blurSigma must be [min, max] with 0 < min <= max")
-        need(degrade.noiseSigma.count == 2 && degrade.noiseSigma[0] >= 0 && degrade.noiseSigma[0] <= degrade.noiseSigma[1], "degrade.noiseSigma must be [min, max] with 0 <= min <= max")
+        need(degrade.blurSigma.count == 2 && degrade.blurSigma[0] > 0 && degrade.blurSigma[0] <= degrade.blurSigma[1] && degrade.blurSigma[1] <= maxBlurSigma,
+             "degrade.blurSigma must be [min, max] with 0 < min <= max <= \(Int(maxBlurSigma))")
+        need(degrade.noiseSigma.count == 2 && degrade.noiseSigma[0] >= 0 && degrade.noiseSigma[0] <= degrade.noiseSigma[1] && degrade.noiseSigma[1] <= 255,
+             "degrade.noiseSigma must be [min, max] with 0 <= min <= max <= 255")
         need(degrade.jpegQuality.count == 2 && 1 <= degrade.jpegQuality[0] && degrade.jpegQuality[0] <= degrade.jpegQuality[1] && degrade.jpegQuality[1] <= 100,
              "degrade.jpegQuality must be [min, max] within 1...100")
         for (name, net) in [("teacher", teacher), ("student", student)] {
             if let c = NetworkConfig.presets[net.preset] { p += c.problems(prefix: "\(name).preset \(net.preset)") }
             else { p.append("\(name).preset: unknown preset '\(net.preset)' (\(NetworkConfig.presets.keys.sorted().joined(separator: ", ")))") }
-            need(net.epochs > 0, "\(name).epochs must be > 0")
+            need(net.epochs > 0 && net.epochs <= maxEpochs, "\(name).epochs \(net.epochs) must be in (0, \(Int(maxEpochs))]")
             need(net.lr > 0, "\(name).lr must be > 0")
         }
         need(["softmax", "cosface", "arcface"].contains(head.kind), "head.kind: '\(head.kind)' is not softmax, cosface or arcface")
-        need(head.s > 0, "head.s must be > 0")
+        need(head.s > 0 && head.s <= maxHeadScale, "head.s \(head.s) must be in (0, \(Int(maxHeadScale))]")
         need(head.m >= 0 && head.m < 1.5, "head.m must be in [0, 1.5)")
-        need(optim.batch >= 2, "optim.batch must be >= 2")
-        need(optim.accumulate >= 1, "optim.accumulate must be >= 1")
-        if optim.batch % max(1, worldSize * optim.accumulate) != 0 {
+        need(optim.batch >= 2 && optim.batch <= maxBatch, "optim.batch \(optim.batch) must be in 2...\(maxBatch)")
+        need(optim.accumulate >= 1 && optim.accumulate <= maxAccumulate, "optim.accumulate \(optim.accumulate) must be in 1...\(maxAccumulate)")
+        if optim.accumulate < 1 || optim.accumulate > maxAccumulate || worldSize < 1 || worldSize > maxBatch {
+            // Reported above (or an impossible world); the products below could overflow.
+        } else if optim.batch % max(1, worldSize * optim.accumulate) != 0 {
             p.append("optim.batch \(optim.batch) is not divisible by ranks (\(worldSize)) x optim.accumulate (\(optim.accumulate))")
         } else if optim.batch / max(1, worldSize * optim.accumulate) < 2 {
             p.append("optim.batch \(optim.batch) leaves fewer than 2 samples per rank and micro-batch (batch norm needs 2)")
@@ -267,12 +305,14 @@ public struct RunConfig: Codable, Equatable, Sendable {
         need(optim.momentum >= 0 && optim.momentum < 1, "optim.momentum must be in [0, 1)")
         need(!optim.nesterov || optim.momentum > 0, "optim.nesterov needs optim.momentum > 0")
         need(optim.weightDecay >= 0, "optim.weightDecay must be >= 0")
-        need(optim.warmupSteps >= 0, "optim.warmupSteps must be >= 0")
+        need(optim.warmupSteps >= 0 && optim.warmupSteps <= maxSteps, "optim.warmupSteps \(optim.warmupSteps) must be in 0...\(maxSteps)")
         need(["cosine", "multistep", "poly", "constant"].contains(optim.schedule), "optim.schedule: '\(optim.schedule)' is not cosine, multistep, poly or constant")
         need(optim.milestones.allSatisfy { $0 > 0 && $0 < 1 }, "optim.milestones must be fractions in (0, 1)")
-        need(optim.gamma > 0, "optim.gamma must be > 0")
+        need(optim.gamma > 0 && optim.gamma <= 1_000, "optim.gamma \(optim.gamma) must be in (0, 1000]")
+        need(optim.power > 0 && optim.power <= 100, "optim.power \(optim.power) must be in (0, 100]")
         need(optim.floor >= 0 && optim.floor <= 1, "optim.floor must be in [0, 1]")
-        need(optim.clipNorm >= 0, "optim.clipNorm must be >= 0")
+        need(optim.clipNorm >= 0 && optim.clipNorm.isFinite, "optim.clipNorm must be >= 0")
+        need(optim.weightDecay <= 1, "optim.weightDecay \(optim.weightDecay) must be <= 1")
         need(loss.recognition >= 0 && loss.kd >= 0 && loss.attentionWeight >= 0 && loss.atWeight >= 0 && loss.embedding >= 0,
              "loss weights must be >= 0")
         need(loss.temperature > 0, "loss.temperature must be > 0")
@@ -281,20 +321,22 @@ public struct RunConfig: Codable, Equatable, Sendable {
         need(blockSelection != nil, "loss.blocks: '\(loss.blocks)' is not every, last or a list of stage.block (e.g. 0.0,2.1)")
         need(loss.balanceEvery >= 0, "loss.balanceEvery must be >= 0")
         need(["cosine", "mse", "normalized-l2"].contains(loss.embeddingKind), "loss.embeddingKind: '\(loss.embeddingKind)' is not cosine, mse or normalized-l2")
-        need(checkpoints.every >= 0, "checkpoints.every must be >= 0")
-        need(checkpoints.keep >= 1, "checkpoints.keep must be >= 1")
+        need(checkpoints.every >= 0 && checkpoints.every <= maxSteps, "checkpoints.every \(checkpoints.every) must be in 0...\(maxSteps)")
+        need(checkpoints.keep >= 1 && checkpoints.keep <= maxKeep, "checkpoints.keep \(checkpoints.keep) must be in 1...\(maxKeep)")
         need(checkpoints.average >= 1, "checkpoints.average must be >= 1")
         need(checkpoints.average <= checkpoints.keep, "checkpoints.average (\(checkpoints.average)) cannot exceed checkpoints.keep (\(checkpoints.keep))")
-        need(checkpoints.bnBatches >= 0, "checkpoints.bnBatches must be >= 0")
-        need(dist.bucketMB > 0 && dist.firstBucketKB > 0, "dist.bucketMB and dist.firstBucketKB must be > 0")
-        need(dist.checkEvery >= 1, "dist.checkEvery must be >= 1")
-        need(!eval.factors.isEmpty && eval.factors.allSatisfy { $0 >= 1 }, "eval.factors must be factors >= 1")
-        need(eval.batch >= 1, "eval.batch must be >= 1")
+        need(checkpoints.bnBatches >= 0 && checkpoints.bnBatches <= 100_000, "checkpoints.bnBatches \(checkpoints.bnBatches) must be in 0...100000")
+        need(dist.bucketMB > 0 && dist.bucketMB <= maxBucketMB, "dist.bucketMB \(dist.bucketMB) must be in (0, \(Int(maxBucketMB))]")
+        need(dist.firstBucketKB > 0 && dist.firstBucketKB <= maxFirstBucketKB, "dist.firstBucketKB \(dist.firstBucketKB) must be in (0, \(Int(maxFirstBucketKB))]")
+        need(dist.checkEvery >= 1 && dist.checkEvery <= maxSteps, "dist.checkEvery \(dist.checkEvery) must be in 1...\(maxSteps)")
+        need(!eval.factors.isEmpty && eval.factors.allSatisfy { $0 >= 1 && $0 <= maxFactor && $0 == $0.rounded() },
+             "eval.factors must be whole factors in 1...\(Int(maxFactor)) (each is a column xN)")
+        need(eval.batch >= 1 && eval.batch <= maxBatch, "eval.batch \(eval.batch) must be in 1...\(maxBatch)")
+        need(guards.maxSkippedSteps >= 0 && guards.maxSkippedSteps <= maxSteps, "guards.maxSkippedSteps \(guards.maxSkippedSteps) must be in 0...\(maxSteps)")
+        need(logEvery >= 1 && logEvery <= maxSteps, "logEvery \(logEvery) must be in 1...\(maxSteps)")
         need(["probe", "both"].contains(eval.degrade), "eval.degrade: '\(eval.degrade)' is not probe or both")
         if let b = eval.blur { need(b.count == 2 && b.allSatisfy { $0 > 0 && $0 <= 100 }, "eval.blur must be [sigmaX, sigmaY] with 0 < sigma <= 100, or null") }
         need(eval.blurKernel >= 1 && eval.blurKernel <= 31 && eval.blurKernel % 2 == 1, "eval.blurKernel must be odd, 1...31")
-        need(guards.maxSkippedSteps >= 0, "guards.maxSkippedSteps must be >= 0")
-        need(logEvery >= 1, "logEvery must be >= 1")
         if let s = NetworkConfig.presets[student.preset], let t = NetworkConfig.presets[teacher.preset] {
             need(s.inputSize == t.inputSize, "teacher.preset \(teacher.preset) and student.preset \(student.preset) have different input sizes (\(t.inputSize) vs \(s.inputSize))")
             if p.isEmpty {
@@ -344,15 +386,6 @@ public struct RunConfig: Codable, Equatable, Sendable {
         case "cosface": return .cosFace(s: head.s, m: head.m)
         default: return .arcFace(s: head.s, m: head.m)
         }
-    }
-}
-
-extension Dictionary where Key == String, Value == Any {
-    /// The value at a dotted path of nested objects, or nil.
-    func value(at path: [String]) -> Any? {
-        guard let first = path.first else { return nil }
-        if path.count == 1 { return self[first] }
-        return (self[first] as? [String: Any])?.value(at: Array(path.dropFirst()))
     }
 }
 

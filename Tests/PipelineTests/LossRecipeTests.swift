@@ -21,7 +21,7 @@ final class LossRecipeTests: XCTestCase {
         XCTAssertTrue(askd.attention.beforeSigmoid); XCTAssertFalse(askd.attention.meanOverMaps)
         let at = try RunConfig.load(file: nil, overrides: ["loss.recipe=at"]).lossConfig(stageCount: 3)
         XCTAssertEqual(at.attentionTransfer, 500); XCTAssertEqual(at.attentionSimilarity, 0); XCTAssertEqual(at.kd, 0)
-        let fskd = try RunConfig.load(file: nil, overrides: ["loss.recipe=\"fskd\""]).lossConfig(stageCount: 3)
+        let fskd = try RunConfig.load(file: nil, overrides: ["loss.recipe=fskd"]).lossConfig(stageCount: 3)
         XCTAssertEqual(fskd.embedding, 80); XCTAssertEqual(fskd.embeddingKind, .cosine); XCTAssertEqual(fskd.kd, 0)
         let hinton = try RunConfig.load(file: nil, overrides: ["loss.recipe=hinton"]).lossConfig(stageCount: 3)
         XCTAssertEqual(hinton.kd, 1); XCTAssertEqual(hinton.attentionSimilarity, 0); XCTAssertEqual(hinton.attentionTransfer, 0)
