@@ -315,7 +315,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
         need(optim.weightDecay <= 1, "optim.weightDecay \(optim.weightDecay) must be <= 1")
         need(loss.recognition >= 0 && loss.kd >= 0 && loss.attentionWeight >= 0 && loss.atWeight >= 0 && loss.embedding >= 0,
              "loss weights must be >= 0")
-        need(loss.temperature > 0, "loss.temperature must be > 0")
+        need(loss.temperature >= 0.1 && loss.temperature <= 100, "loss.temperature \(loss.temperature) must be in 0.1...100")
         need(["askd", "at", "both", "none"].contains(loss.attention), "loss.attention: '\(loss.attention)' is not askd, at, both or none")
         need(LossRecipe.named[loss.recipe] != nil, "loss.recipe: '\(loss.recipe)' is not \(LossRecipe.all.map(\.name).joined(separator: ", "))")
         need(blockSelection != nil, "loss.blocks: '\(loss.blocks)' is not every, last or a list of stage.block (e.g. 0.0,2.1)")

@@ -84,6 +84,11 @@ public final class Trainer {
         if let r = resume {
             try Checkpoint.load(r, into: store, identity: identity, momentum: true)
             position = r.position
+            // The stored place in the epoch must exist in this run's epoch (optim.batch, the data
+            // set or the number of ranks may have changed since the checkpoint was written).
+            guard position.stepInEpoch < sampler.stepsPerEpoch else {
+                throw CheckpointError(r.path, "it stopped at step \(position.stepInEpoch) of an epoch, but an epoch of this run has \(sampler.stepsPerEpoch) steps (\(trainSet.count) images / optim.batch \(c.optim.batch)); resume with the optim.batch and data set it was written with, or start the phase anew")
+            }
             if let w = r.metadata["world_size"], Int(w) != world {
                 log.say("resume: checkpoint was written by \(w) rank(s), this job has \(world): replicas are identical, but the data order changes from here on")
             }

@@ -58,6 +58,7 @@ final class LossRecipeTests: XCTestCase {
         XCTAssert(try problems(["eval.blurKernel=4"]).contains("eval.blurKernel must be odd, 1...31"))
         XCTAssertEqual(try problems(["eval.blur=[0.1,2]", "eval.down=nearest", "eval.up=nearest", "eval.degrade=both"]), [])
         XCTAssert(try problems(["loss.balanceEvery=-1"]).contains("loss.balanceEvery must be >= 0"))
+        XCTAssert(try problems(["loss.temperature=1e-9"]).contains("loss.temperature 1e-09 must be in 0.1...100"))
     }
 
     func testEvaluationProtocolSentence() throws {
