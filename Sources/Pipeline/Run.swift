@@ -31,6 +31,7 @@ public final class Run {
     /// that averaging refuses checkpoints of different runs unless forced. Rank 0 only.
     public private(set) var runID = ""
     private var trainSetCache: (any TrainingSet)?
+    private var pairSetCache: (any PairSet, String)?
     /// The loss balance measured by the last student phase (empty when it was loaded, not trained).
     public internal(set) var lastBalance = LossBalance()
 
@@ -91,7 +92,8 @@ public final class Run {
     }
 
     public func pairSet() throws -> (any PairSet, String) {
-        let src = try DataSource(parsing: cfg.eval.factors.isEmpty ? cfg.data.eval : cfg.data.eval)
+        if let p = pairSetCache { return p }
+        let src = try DataSource(parsing: cfg.data.eval)
         let p = try src.pairSet(threads: cfg.data.threads)
         let name: String
         switch src {
@@ -100,7 +102,15 @@ public final class Run {
         case .pairs(let list, _): name = URL(fileURLWithPath: list).deletingPathExtension().lastPathComponent
         case .rec(let path): name = path
         }
+        pairSetCache = (p, name)
         return (p, name)
+    }
+
+    /// Opens both data sources (existence, counts, fold feasibility) so that a bad one stops the
+    /// job before any training, not after it. Every rank opens them, so every rank fails alike.
+    public func checkDataSources() throws {
+        _ = try trainingSet()
+        _ = try pairSet()
     }
 
     // MARK: models
@@ -280,6 +290,7 @@ public final class Run {
     /// stop signal interrupted it (a checkpoint was written; rerun with resume auto).
     public func pipeline() throws -> Bool {
         let t0 = Date()
+        try checkDataSources()
         guard let teacher = try teacher() else { return false }
         guard let student = try student(teacher: teacher, phaseDir: dir + "/student") else { return false }
         let averaged: FaceModel? = cfg.checkpoints.average > 1 ? try average(phaseDir: dir + "/student") : nil

@@ -31,6 +31,7 @@ extension Run {
             throw ConfigError("\(root): already holds checkpoints (\(found)) of an earlier \(name); use --resume auto to continue it, or another --run-dir")
         }
         try comm.barrier()
+        try checkDataSources()
         guard let teacher = try teacher() else { return false }
         let (pairs, dataset) = try pairSet()
         let ev = try Evaluator(comm: comm, config: cfg, pairs: pairs, datasetName: dataset)
