@@ -10,6 +10,7 @@
 // Resume: with `resume: .auto` each phase continues from its latest checkpoint (a finished phase
 // is loaded, not retrained); without it, a run directory that already holds checkpoints is
 // refused, so earlier results are never overwritten.
+import CKernels
 import Dist
 import Evaluation
 import FaceData
@@ -104,6 +105,18 @@ public final class Run {
         }
         pairSetCache = (p, name)
         return (p, name)
+    }
+
+    /// Whether any rank received a stop signal (collective: every rank must call it). Between
+    /// phases, averaging and evaluation, the job then stops and `--resume auto` redoes only what
+    /// is not finished.
+    public func stopRequested(before what: String) throws -> Bool {
+        var flag = [Double(kd_stop_requested())]
+        if comm.size > 1 { try comm.allReduce(&flag, op: .max) }
+        guard flag[0] > 0 else { return false }
+        log.say("stop signal \(Int(flag[0])) received; stopping before \(what); the finished phases are kept, continue with --resume auto")
+        log.record(["event": "interrupted", "before": what, "signal": Int(flag[0])])
+        return true
     }
 
     /// Opens both data sources (existence, counts, fold feasibility) so that a bad one stops the
@@ -293,7 +306,9 @@ public final class Run {
         try checkDataSources()
         guard let teacher = try teacher() else { return false }
         guard let student = try student(teacher: teacher, phaseDir: dir + "/student") else { return false }
+        if try stopRequested(before: "averaging") { return false }
         let averaged: FaceModel? = cfg.checkpoints.average > 1 ? try average(phaseDir: dir + "/student") : nil
+        if try stopRequested(before: "evaluation") { return false }
         var models: [(String, FaceModel)] = [("teacher (\(cfg.teacher.preset))", teacher), ("student, last", student)]
         if let a = averaged { models.append(("student, averaged last \(cfg.checkpoints.average)", a)) }
         let report = try evaluate(models, title: "kdtrain run")

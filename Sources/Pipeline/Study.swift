@@ -6,6 +6,7 @@
 //   RUN/eval/<name>.json, <name>.md, <name>.svg      rows aggregated over seeds (chart with seed spread)
 //   RUN/eval/<name>-seeds.json                       every per-seed row, with its fold accuracies
 //   RUN/report.md
+import CKernels
 import Evaluation
 import FaceData
 import Model
@@ -43,9 +44,11 @@ extension Run {
             for v in variants {
                 var c = v.config
                 c.seed = seed
+                if try stopRequested(before: "\(v.label), seed \(seed)") { return false }
                 log.say("\(name): \(v.label), seed \(seed) (\(k + 1)/\(seeds))")
                 guard let s = try student(teacher: teacher, phaseDir: "\(root)/seed-\(seed)/\(v.slug)", config: c) else { return false }
                 if !lastBalance.isEmpty && !balances.contains(where: { $0.0 == v.label }) { balances.append((v.label, lastBalance)) }
+                if try stopRequested(before: "evaluating \(v.label), seed \(seed)") { return false }
                 log.say("\(name): evaluating \(v.label), seed \(seed)")
                 for var r in try ev.evaluate(s, name: v.label) {
                     r.seed = seed

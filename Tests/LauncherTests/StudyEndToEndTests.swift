@@ -63,3 +63,25 @@ final class StudyEndToEndTests: XCTestCase {
         XCTAssert(metrics.contains("attentionTransfer"), "the AT row measured its term")
     }
 }
+
+final class StudyInterruptTests: XCTestCase {
+    /// Ctrl-C (SIGINT) on one rank stops a study at the next safe point (a step boundary, or
+    /// between students and evaluations) with exit 0, and --resume auto finishes it.
+    func testSigintStopsAStudyAndResumeFinishesIt() throws {
+        let kdtrain = try ProcessRunner.executable("kdtrain")
+        let dir = try temporaryRunDirectory(self)
+        let args = ["ablation", "--run-dir", dir, "--set", "teacher.epochs=2", "--set", "student.epochs=2",
+                    "--set", "eval.factors=[1,4]"] + tinyRun
+        let p = try ProcessRunner.launch(kdtrain, ranks: nil, args)
+        XCTAssert(p.waitFor(timeout: 200) { p.currentOutput.contains("ablation: + logit KD, seed 1") }, p.currentOutput)
+        p.signal(SIGINT)
+        let r = p.finish(timeout: 120)
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssert(r.stdout.contains("stop signal 2"), r.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/report.md"), "the study finished before the signal")
+        let resumed = try ProcessRunner.run(kdtrain, ranks: nil, args + ["--resume", "auto"], timeout: 300)
+        XCTAssertEqual(resumed.status, 0, resumed.output)
+        XCTAssert(resumed.stdout.contains("finished earlier"), resumed.output)
+        XCTAssert(FileManager.default.fileExists(atPath: dir + "/report.md"), resumed.output)
+    }
+}
