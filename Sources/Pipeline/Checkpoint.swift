@@ -346,6 +346,24 @@ public enum Checkpoint {
 
     public static func fileName(step: Int) -> String { String(format: "step-%08d.safetensors", step) }
 
+    /// The step in a checkpoint file name (`step-00000150.safetensors` -> 150), or nil.
+    public static func step(ofFile path: String) -> Int? {
+        let name = URL(fileURLWithPath: path).lastPathComponent
+        guard name.hasPrefix("step-"), name.hasSuffix(".safetensors") else { return nil }
+        return Int(name.dropFirst(5).dropLast(12))
+    }
+
+    /// Which of a phase's checkpoints (ascending steps, the newest last) to delete after writing the
+    /// newest: a checkpoint off the `every` grid (written by a stop signal) is only needed to resume
+    /// until a later one exists, so it goes first; then all but the last `keep`. An interrupted and
+    /// resumed phase so keeps, and averages, exactly the checkpoints of an uninterrupted one.
+    public static func toDelete(steps: [Int], every: Int, keep: Int) -> [Int] {
+        guard !steps.isEmpty else { return [] }
+        let offGrid = steps.dropLast().filter { every <= 0 || $0 % every != 0 }
+        let rest = steps.filter { !offGrid.contains($0) }
+        return offGrid + rest.dropLast(max(1, keep))
+    }
+
     /// Averages the parameters (not buffers, not momentum) of several checkpoints of the same
     /// model into `store`; buffers are taken from the last one (re-estimate them afterwards).
     /// - Throws: when a checkpoint holds another model, unless `force`.

@@ -259,8 +259,9 @@ public final class Trainer {
             try Checkpoint.save(store, identity: identity, position: position,
                                 extra: ["world_size": String(comm.size), "phase": role.rawValue, "seed": String(cfg.seed),
                                         "run_id": runID], to: path)
-            let all = Checkpoint.list(in: checkpointDir)
-            for old in all.dropLast(cfg.checkpoints.keep) { try? FileManager.default.removeItem(atPath: old) }
+            let all = Checkpoint.list(in: checkpointDir).compactMap { p in Checkpoint.step(ofFile: p).map { ($0, p) } }
+            let drop = Set(Checkpoint.toDelete(steps: all.map(\.0), every: cfg.checkpoints.every, keep: cfg.checkpoints.keep))
+            for (s, old) in all where drop.contains(s) { try? FileManager.default.removeItem(atPath: old) }
             log.record(["phase": role.rawValue, "event": "checkpoint", "step": position.step, "path": path])
         }
         try comm.barrier()

@@ -69,3 +69,21 @@ final class LossRecipeTests: XCTestCase {
                        "Both images of each pair are down-sampled by the factor with nearest and up-sampled with nearest, then blurred by a 5x5 Gaussian (sigma x 0.1, y 2.0); flip test.")
     }
 }
+
+final class CheckpointRetentionTests: XCTestCase {
+    func testStopCheckpointsGoOnceALaterOneExists() {
+        // Uninterrupted: grid 50, 100, 150 and the final 186; keep 4.
+        XCTAssertEqual(Checkpoint.toDelete(steps: [50, 100, 150, 186], every: 50, keep: 4), [])
+        // A stop at 130 while 50, 100 exist: kept while it is the newest (the resume point) ...
+        XCTAssertEqual(Checkpoint.toDelete(steps: [50, 100, 130], every: 50, keep: 4), [])
+        // ... and dropped when the resumed run writes 150, so the last 3 are again 100, 150, 186.
+        XCTAssertEqual(Checkpoint.toDelete(steps: [50, 100, 130, 150], every: 50, keep: 4), [130])
+        XCTAssertEqual(Checkpoint.toDelete(steps: [50, 100, 150, 186], every: 50, keep: 3), [50])
+        // Two stops and keep 2.
+        XCTAssertEqual(Checkpoint.toDelete(steps: [40, 50, 77, 100], every: 50, keep: 2), [40, 77])
+        // every = 0 (only the final one): everything older goes.
+        XCTAssertEqual(Checkpoint.toDelete(steps: [13, 29], every: 0, keep: 4), [13])
+        XCTAssertEqual(Checkpoint.step(ofFile: "/x/step-00000150.safetensors"), 150)
+        XCTAssertNil(Checkpoint.step(ofFile: "/x/averaged.safetensors"))
+    }
+}
