@@ -356,15 +356,16 @@ public final class Run {
             }
             return StudyVariant(label: label, slug: slug, config: c)
         }
-        let variants = [variant("CosFace (no distillation)", "cosface", recipe: "none", head: "cosface"),
-                        variant("ArcFace (no distillation)", "arcface", recipe: "none", head: "arcface"),
+        // The baseline is the undistilled ArcFace student (the distilled rows use head.kind, ArcFace by default).
+        let variants = [variant("ArcFace (no distillation)", "arcface", recipe: "none", head: "arcface"),
+                        variant("CosFace (no distillation)", "cosface", recipe: "none", head: "cosface"),
                         variant("AT (attention transfer)", "at", recipe: "at"),
                         variant("A-SKD", "askd", recipe: "askd"),
                         variant("paper (CE + logit KD + A-SKD)", "paper", recipe: "paper")]
         return try study(name: "compare", heading: "kdtrain compare (paper Tables 3-4 shape)", variants: variants, seeds: seeds,
                          notes: LossRecipe.all.filter { ["none", "at", "askd", "paper"].contains($0.name) }.map { "Recipe \($0.name): \($0.summary) (\($0.source))." }
                             + ["CosFace uses m = 0.35 (Wang et al.), ArcFace m = 0.5 (Deng et al.), both s = \(cfg.head.s); the distilled students use head.kind = \(cfg.head.kind)."],
-                         combined: nil)
+                         combined: nil, distilled: [2, 3, 4])
     }
 
     static func describeAttention(_ l: RunConfig.Loss) -> String {

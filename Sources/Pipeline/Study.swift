@@ -21,9 +21,10 @@ public struct StudyVariant {
 extension Run {
     /// Runs the study. Returns false when a stop signal interrupted it (resume with --resume auto).
     /// - Parameters: combined: indices into `variants` of the row with both kinds of knowledge and
-    ///   of the rows with each alone (for the "both >= each" check); the baseline is variants[0].
+    ///   of the rows with each alone (for the "both >= each" check); the baseline is variants[0];
+    ///   distilled: the rows the shape checks hold to the baseline (default: all but the baseline).
     func study(name: String, heading: String, variants: [StudyVariant], seeds: Int, notes: [String],
-               combined: (both: Int, parts: [Int])?) throws -> Bool {
+               combined: (both: Int, parts: [Int])?, distilled: [Int]? = nil) throws -> Bool {
         guard seeds >= 1 && seeds <= 100 else { throw ConfigError("--seeds \(seeds): must be in 1...100") }
         let t0 = Date()
         let root = dir + "/" + name
@@ -67,7 +68,7 @@ extension Run {
         try EvaluationReport(title: "kdtrain \(name), every seed", results: rows).writeJSON(to: base.appendingPathComponent(name + "-seeds.json"))
         try aggregated.writeSVG(dataset: dataset, to: base.appendingPathComponent(name + ".svg"))
         let comb = combined.map { (both: variants[$0.both].label, parts: $0.parts.map { variants[$0].label }) }
-        let kdRows = Array(variants.dropFirst().map(\.label))
+        let kdRows = distilled.map { $0.map { variants[$0].label } } ?? Array(variants.dropFirst().map(\.label))
         let tables = summary.markdown(baseline: variants[0].label, combined: comb, kdRows: kdRows)
         var balanceMD = ""
         for (label, b) in balances { balanceMD += "\n" + b.markdown(label: label) }

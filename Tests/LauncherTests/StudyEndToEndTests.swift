@@ -61,6 +61,9 @@ final class StudyEndToEndTests: XCTestCase {
         XCTAssertFalse(ck.isEmpty)
         let metrics = try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8)
         XCTAssert(metrics.contains("attentionTransfer"), "the AT row measured its term")
+        let report = try String(contentsOfFile: dir + "/report.md", encoding: .utf8)
+        let checkA = try XCTUnwrap(report.split(separator: "\n").first { $0.hasPrefix("- (a)") }, report)
+        XCTAssert(checkA.contains("beats ArcFace (no distillation)") && !checkA.contains("CosFace"), String(checkA))
     }
 }
 
