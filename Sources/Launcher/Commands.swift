@@ -162,6 +162,14 @@ struct StudyOptions: ParsableArguments {
     var long = false
     static let longEpochs = 6
     var presets: [String] { long ? ["teacher.epochs=\(StudyOptions.longEpochs)", "student.epochs=\(StudyOptions.longEpochs)"] : [] }
+
+    /// Runs one study (`Run.ablation` or `Run.compare`) inside an MPI job.
+    func run(_ options: RunOptions, _ study: @escaping (Run, Int) throws -> Bool) throws {
+        try withJob(options, presets: presets) { comm, cfg in
+            let run = try Run(comm: comm, config: cfg, dir: options.runDir, resume: options.resumeMode, quiet: options.quiet)
+            return try study(run, seeds)
+        }
+    }
 }
 
 struct Ablation: ParsableCommand {
@@ -176,12 +184,7 @@ struct Ablation: ParsableCommand {
         """)
     @OptionGroup var options: RunOptions
     @OptionGroup var study: StudyOptions
-    func run() throws {
-        try withJob(options, presets: study.presets) { comm, cfg in
-            let run = try Run(comm: comm, config: cfg, dir: options.runDir, resume: options.resumeMode, quiet: options.quiet)
-            return try run.ablation(seeds: study.seeds)
-        }
-    }
+    func run() throws { try study.run(options) { try $0.ablation(seeds: $1) } }
 }
 
 struct Compare: ParsableCommand {
@@ -193,12 +196,7 @@ struct Compare: ParsableCommand {
         """)
     @OptionGroup var options: RunOptions
     @OptionGroup var study: StudyOptions
-    func run() throws {
-        try withJob(options, presets: study.presets) { comm, cfg in
-            let run = try Run(comm: comm, config: cfg, dir: options.runDir, resume: options.resumeMode, quiet: options.quiet)
-            return try run.compare(seeds: study.seeds)
-        }
-    }
+    func run() throws { try study.run(options) { try $0.compare(seeds: $1) } }
 }
 
 struct ShowConfig: ParsableCommand {
