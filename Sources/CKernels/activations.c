@@ -12,7 +12,7 @@ typedef struct { float *out; const float *in0, *in1, *in2; int flag; } kd_ew_arg
 
 static void kd_relu_fwd_range(void *v, long b, long e) {
     const kd_ew_args *a = v;
-    float *restrict y = a->out; const float *restrict x = a->in0;
+    float *y = a->out; const float *x = a->in0;   // y may be x (in place): no restrict
     for (long i = b; i < e; i++) y[i] = x[i] > 0.f ? x[i] : 0.f;
 }
 void kd_relu_forward(float *y, const float *x, long n) {

@@ -52,6 +52,9 @@ public final class CBAM: Layer {
 
     deinit { maxIndex.deallocate(); chanArg.deallocate() }
 
+    /// Every tensor with a gradient inside this module (their gradients live only in `backward`).
+    var internalTensors: [Tensor] { [output, xs, pooled, spatial.output, sa, avg, mx, hA, hM, caLogit, ca] }
+
     @discardableResult
     public func plan(_ input: Shape, needsGrad: Bool) -> Shape {
         precondition(input.c == channels, "\(name): input has \(input.c) channels, expected \(channels)")

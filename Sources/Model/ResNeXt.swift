@@ -9,6 +9,16 @@
 // (stem.conv, layers.<stage>.<block>.conv1, ..., embed.fc, ...), so a state_dict maps 1:1.
 import CKernels
 
+/// How a network's tensors get storage (see `FaceNet.plan`).
+enum StorageMode {
+    /// Every tensor owns its storage.
+    case owned
+    /// Forward only: values that live inside one block share an arena; ReLUs run in place.
+    case inference
+    /// Forward and backward: ReLUs run in place; gradients inside a block share an arena.
+    case training
+}
+
 public final class ResNeXtBlock: Layer {
     public let name: String
     let conv1: Conv2d, bn1: BatchNorm, relu1 = ReLU()
@@ -62,6 +72,98 @@ public final class ResNeXtBlock: Layer {
         return relu.plan(s, needsGrad: needsGrad)
     }
 
+    // MARK: storage (planned by FaceNet; a block planned on its own owns all its tensors)
+
+    /// The tensors whose values are transient in inference (read only inside this block's forward).
+    private var inferenceTransients: [Tensor] {
+        [conv1.output, bn1.output, conv2.output, bn2.output, conv3.output, bn3.output, cbam.xs, cbam.output,
+         cbam.pooled, sum] + [downConv?.output, downBN?.output].compactMap { $0 }
+    }
+    /// The tensors whose gradients live only inside this block's backward.
+    private var blockGradients: [Tensor] {
+        [conv1.output, bn1.output, relu1.output, conv2.output, bn2.output, relu2.output, conv3.output, bn3.output, sum]
+            + cbam.internalTensors + [downConv?.output, downBN?.output].compactMap { $0 }
+    }
+
+    /// Chooses which tensors borrow storage; call before `plan`. In inference the block's
+    /// transient values come from the network's value arena and the ReLUs run in place; in
+    /// training the ReLUs run in place (the pre-activation is not needed by backward: batch norm
+    /// reads its input, ReLU its output) and every gradient inside the block comes from the
+    /// network's gradient arena. `lentOutput`: the block's output storage (values in inference,
+    /// gradient in training) is lent too (a ping-pong buffer), else owned.
+    func setStorage(_ mode: StorageMode, lentOutput: Bool) {
+        outputIsLent = mode != .owned && lentOutput
+        for t in inferenceTransients + blockGradients + [relu.output] { t.setLent(value: false, grad: false) }
+        switch mode {
+        case .owned: break
+        case .inference:
+            for t in inferenceTransients { t.setLent(value: true, grad: false) }
+            relu1.output.setLent(value: true, grad: false); relu2.output.setLent(value: true, grad: false)
+            relu.output.setLent(value: lentOutput, grad: false)
+        case .training:
+            for t in blockGradients { t.setLent(value: false, grad: true) }
+            relu1.output.setLent(value: true, grad: true); relu2.output.setLent(value: true, grad: true)
+            sum.setLent(value: true, grad: true)
+            relu.output.setLent(value: false, grad: lentOutput)
+        }
+        storageMode = mode
+    }
+    private(set) var storageMode = StorageMode.owned
+    /// Whether the output's values (inference) or gradient (training) are a lent ping-pong buffer.
+    private(set) var outputIsLent = false
+    /// The lent gradient region (training), zeroed at the start of `backward`.
+    private var gradRegion: UnsafeMutablePointer<Float>?
+    private var gradRegionFloats = 0
+
+    /// Lends arena storage after `plan`: `region` holds this block's transients (reused by every
+    /// block), `output` the block's output buffer when it is lent.
+    func lendStorage(region: UnsafeMutablePointer<Float>?, output: UnsafeMutablePointer<Float>?) {
+        switch storageMode {
+        case .owned: return
+        case .inference:
+            // Five slots: A (conv1 / conv2 out), B (bn1 = relu1, bn2 = relu2), C (conv3 out, xs,
+            // downsample conv, sum), D (bn3 = CBAM input, CBAM output), E (downsample BN, pooled).
+            guard let r = region else { return }
+            var l = ArenaLayout()
+            let a = l.slot(max(conv1.output.shape.count, conv2.output.shape.count))
+            let b = l.slot(max(bn1.output.shape.count, bn2.output.shape.count))
+            let co = conv3.output.shape.count
+            let c = l.slot(co), d = l.slot(co), e = l.slot(max(co, cbam.pooled.shape.count))
+            for (t, o) in [(conv1.output, a), (bn1.output, b), (relu1.output, b), (conv2.output, a), (bn2.output, b),
+                           (relu2.output, b), (conv3.output, c), (bn3.output, d), (cbam.xs, c), (cbam.output, d),
+                           (cbam.pooled, e), (sum, c)] { t.lendValue(r + o) }
+            if let dc = downConv, let db = downBN { dc.output.lendValue(r + c); db.output.lendValue(r + e) }
+            if let o = output { relu.output.lendValue(o) }
+        case .training:
+            relu1.output.lendValue(bn1.output.value); relu2.output.lendValue(bn2.output.value)
+            sum.lendValue(relu.output.value)
+            guard let r = region else { return }
+            var l = ArenaLayout()
+            for t in blockGradients { t.lendGrad(r + l.slot(t.shape.count)) }
+            gradRegion = r; gradRegionFloats = l.size
+            if let o = output { relu.output.lendGrad(o) }
+        }
+    }
+
+    /// Arena floats for the current plan (see `lendStorage`): the inference value slots or the
+    /// training gradient slots.
+    func arenaNeed() -> Int {
+        switch storageMode {
+        case .owned: return 0
+        case .inference:
+            var l = ArenaLayout()
+            _ = l.slot(max(conv1.output.shape.count, conv2.output.shape.count))
+            _ = l.slot(max(bn1.output.shape.count, bn2.output.shape.count))
+            let co = conv3.output.shape.count
+            _ = l.slot(co); _ = l.slot(co); _ = l.slot(max(co, cbam.pooled.shape.count))
+            return l.size
+        case .training:
+            var l = ArenaLayout()
+            for t in blockGradients { _ = l.slot(t.shape.count) }
+            return l.size
+        }
+    }
+
     public func forward(_ x: Tensor, training: Bool) {
         let p = profiler
         p.time(.conv1x1) { conv1.forward(x, training: training) }
@@ -86,6 +188,7 @@ public final class ResNeXtBlock: Layer {
 
     public func backward(_ x: Tensor) {
         let p = profiler
+        if let r = gradRegion, storageMode == .training { r.update(repeating: 0, count: gradRegionFloats) }
         p.time(.activation) { relu.backward(sum) }
         let n = sum.shape.count
         p.time(.residual) {
@@ -124,6 +227,17 @@ public final class FaceNet {
     public let input = Tensor()
     public private(set) var batch = 0
     public private(set) var needsGrad = false
+    /// Whether `plan` shares activation storage between tensors whose lifetimes do not overlap
+    /// (the default). Inference: everything a block computes and reads only itself comes from
+    /// one region reused by every block, block outputs alternate between two buffers (the last
+    /// block of each stage keeps its own: attention losses read them); ReLUs run in place.
+    /// Training: ReLUs run in place, gradients inside a block come from one region reused by
+    /// every block (zeroed as each block's backward starts), block-output gradients alternate
+    /// between two buffers except at stage ends (losses add into those before backward).
+    /// False gives every tensor its own storage: the reference the sharing is tested against.
+    public var sharesStorage = true
+    private let valueArena = Arena(), gradArena = Arena()
+    private var storageMode = StorageMode.owned
     /// Set to collect per-kind timings (bench only).
     public var profiler: Profiler? { didSet { for b in allBlocks { b.profiler = profiler } } }
 
@@ -178,6 +292,10 @@ public final class FaceNet {
     public func plan(batch n: Int, needsGrad: Bool) {
         let c = config
         let s0 = Shape(n: n, c: c.inputChannels, h: c.inputSize, w: c.inputSize)
+        let mode: StorageMode = !sharesStorage ? .owned : needsGrad ? .training : .inference
+        for st in blocks { for (j, b) in st.enumerated() { b.setStorage(mode, lentOutput: j < st.count - 1) } }
+        for t in [stemConv.output, stemBN.output] { t.setLent(value: mode == .inference, grad: mode == .training) }
+        storageMode = mode
         input.plan(s0, needsGrad: false)
         var s = stemConv.plan(s0, needsGrad: needsGrad)
         s = stemBN.plan(s, needsGrad: needsGrad); s = stemAct.plan(s, needsGrad: needsGrad)
@@ -186,7 +304,31 @@ public final class FaceNet {
         s = flatten.plan(s, needsGrad: needsGrad); s = fc.plan(s, needsGrad: needsGrad)
         _ = features.plan(s, needsGrad: needsGrad)
         batch = n; self.needsGrad = needsGrad
+        lendStorage()
     }
+
+    /// Sizes the arena of the current storage mode and lends it (see `sharesStorage`).
+    private func lendStorage() {
+        guard storageMode != .owned else { return }
+        var stem = ArenaLayout()
+        let s0 = stem.slot(stemConv.output.shape.count), s1 = stem.slot(stemBN.output.shape.count)
+        let region = (allBlocks.map { $0.arenaNeed() } + [stem.size]).max()!
+        var pp = ArenaLayout()
+        _ = pp.slot(allBlocks.filter(\.outputIsLent).map(\.output.shape.count).max() ?? 0)
+        let arena = storageMode == .inference ? valueArena : gradArena
+        arena.reserve(region + 2 * pp.size)
+        let base = arena.pointer
+        for (i, b) in allBlocks.enumerated() {
+            b.lendStorage(region: base, output: b.outputIsLent ? base + region + (i % 2) * pp.size : nil)
+        }
+        if storageMode == .inference {
+            stemConv.output.lendValue(base + s0); stemBN.output.lendValue(base + s1)
+        } else {
+            stemConv.output.lendGrad(base + s0); stemBN.output.lendGrad(base + s1)
+        }
+        stemRegion = (base, stem.size)
+    }
+    private var stemRegion: (UnsafeMutablePointer<Float>, Int)?
 
     public func forward(training: Bool) {
         precondition(batch > 0, "FaceNet.forward before plan")
@@ -222,9 +364,12 @@ public final class FaceNet {
         ready?(embedBN.weightOffset)
         for i in stride(from: allBlocks.count - 1, through: 0, by: -1) {
             let x = i > 0 ? allBlocks[i - 1].output : stemAct.output
+            // A lent block-output gradient last held the gradient two blocks up: clear it first.
+            if i > 0, allBlocks[i - 1].outputIsLent, let g = x.grad { g.update(repeating: 0, count: x.shape.count) }
             allBlocks[i].backward(x)
             ready?(allBlocks[i].firstParamOffset)
         }
+        if storageMode == .training, let (r, n) = stemRegion { r.update(repeating: 0, count: n) }
         p.time(.activation) { stemAct.backward(stemBN.output) }
         p.time(.batchNorm) { stemBN.backward(stemConv.output) }
         p.time(.convOther) { stemConv.backward(input) }

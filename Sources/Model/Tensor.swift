@@ -14,8 +14,20 @@ public struct Shape: Equatable, Hashable, Sendable, CustomStringConvertible {
     public var description: String { "(n: \(n), c: \(c), h: \(h), w: \(w))" }
 }
 
+/// Bytes of activation storage (tensors, scratch and arenas) this process holds now, for
+/// memory reports (`kdtrain bench`). Updated only while planning.
+public enum ActivationMemory {
+    nonisolated(unsafe) public private(set) static var bytes = 0
+    static func add(floats: Int) { bytes += floats * MemoryLayout<Float>.stride }
+}
+
 /// A planned activation: values and (optionally) gradients of one shape. Storage is allocated
 /// when the shape grows and reused otherwise, so the steady-state step allocates nothing.
+///
+/// Storage is owned, or lent by a network's arena (`lendValue` / `lendGrad`): a lent buffer is
+/// shared with tensors whose lifetimes do not overlap (see `FaceNet.plan`). A tensor whose
+/// storage will be lent is marked before planning (`valueLent` / `gradLent`) so that planning
+/// never allocates what the arena provides.
 public final class Tensor {
     public private(set) var shape: Shape
     /// Values, `shape.count` floats, CNHW.
@@ -24,41 +36,74 @@ public final class Tensor {
     public private(set) var grad: UnsafeMutablePointer<Float>?
     private var capacity: Int
     private var gradCapacity = 0
+    /// Whether planning leaves the value / gradient storage to an arena (set before `plan`).
+    public internal(set) var valueLent = false, gradLent = false
 
     public init(_ shape: Shape = Shape(n: 0, c: 0, h: 0, w: 0), needsGrad: Bool = false) {
         self.shape = shape
         capacity = max(shape.count, 1)
         value = .allocate(capacity: capacity)
         value.initialize(repeating: 0, count: capacity)
+        ActivationMemory.add(floats: capacity)
         grad = nil
         if needsGrad { ensureGrad(capacity) }
     }
 
-    deinit { value.deallocate(); grad?.deallocate() }
+    deinit { releaseValue(); releaseGrad() }
+
+    private func releaseValue() {
+        guard capacity > 0 else { return }
+        value.deallocate(); ActivationMemory.add(floats: -capacity); capacity = 0
+    }
+    private func releaseGrad() {
+        if gradCapacity > 0, let g = grad { g.deallocate(); ActivationMemory.add(floats: -gradCapacity) }
+        gradCapacity = 0
+    }
 
     private func ensureGrad(_ n: Int) {
         if gradCapacity >= n, grad != nil { return }
-        grad?.deallocate()
+        releaseGrad()
         let g = UnsafeMutablePointer<Float>.allocate(capacity: n)
         g.initialize(repeating: 0, count: n)
+        ActivationMemory.add(floats: n)
         grad = g; gradCapacity = n
     }
 
-    /// Sets the shape, growing storage only when needed. Values are kept only if no growth.
+    /// Sets the shape, growing owned storage only when needed. Values are kept only if no growth.
+    /// Lent storage is dropped here and must be lent again (by the arena) before use.
     public func plan(_ newShape: Shape, needsGrad: Bool) {
         let n = max(newShape.count, 1)
-        if n > capacity {
-            value.deallocate()
+        if valueLent {
+            if capacity > 0 { releaseValue() }
+        } else if n > capacity {
+            releaseValue()
             value = .allocate(capacity: n)
             value.initialize(repeating: 0, count: n)
+            ActivationMemory.add(floats: n)
             capacity = n
         }
-        if needsGrad { ensureGrad(max(n, capacity)) } else { grad?.deallocate(); grad = nil; gradCapacity = 0 }
+        if needsGrad && gradLent { releaseGrad(); grad = nil }
+        else if needsGrad { ensureGrad(max(n, capacity)) } else { releaseGrad(); grad = nil }
         shape = newShape
     }
 
-    /// Zeroes the gradient (if any) over the current shape.
-    public func zeroGrad() { grad?.update(repeating: 0, count: shape.count) }
+    /// Marks the storage as lent (true) or owned (false); takes effect at the next `plan`.
+    func setLent(value v: Bool, grad g: Bool) { valueLent = v; gradLent = g }
+
+    /// Points the values at `p` (>= shape.count floats, owned by an arena). Only for `valueLent`.
+    func lendValue(_ p: UnsafeMutablePointer<Float>) {
+        precondition(valueLent && capacity == 0, "Tensor.lendValue on owned storage")
+        value = p
+    }
+    /// Points the gradient at `p` (>= shape.count floats, owned by an arena). Only for `gradLent`.
+    func lendGrad(_ p: UnsafeMutablePointer<Float>) {
+        precondition(gradLent && gradCapacity == 0, "Tensor.lendGrad on owned storage")
+        grad = p
+    }
+
+    /// Zeroes the gradient (if any) over the current shape. A lent gradient is zeroed by its
+    /// arena's owner just before the backward pass that uses it (it is shared), so not here.
+    public func zeroGrad() { if !gradLent { grad?.update(repeating: 0, count: shape.count) } }
 
     /// Copies values from an (N, C, H, W) image batch into this tensor's (C, N, H, W) layout.
     public func loadNCHW(_ src: UnsafePointer<Float>) {
@@ -82,13 +127,43 @@ public final class Tensor {
 public final class Scratch {
     public private(set) var pointer: UnsafeMutablePointer<Float>
     public private(set) var capacity: Int
-    public init() { capacity = 1; pointer = .allocate(capacity: 1) }
-    deinit { pointer.deallocate() }
+    public init() { capacity = 1; pointer = .allocate(capacity: 1); ActivationMemory.add(floats: 1) }
+    deinit { pointer.deallocate(); ActivationMemory.add(floats: -capacity) }
     /// Ensures at least `count` floats. Call only while planning.
     public func reserve(_ count: Int) {
         guard count > capacity else { return }
         pointer.deallocate()
+        ActivationMemory.add(floats: count - capacity)
         pointer = .allocate(capacity: count)
         capacity = count
+    }
+}
+
+/// One allocation from which a network lends tensor storage to tensors whose lifetimes do not
+/// overlap (see `FaceNet.plan`). Grows while planning; contents are not preserved.
+final class Arena {
+    private(set) var pointer: UnsafeMutablePointer<Float>
+    private(set) var capacity: Int
+    init() { capacity = 0; pointer = .allocate(capacity: 1) }
+    deinit { pointer.deallocate(); ActivationMemory.add(floats: -capacity) }
+    /// Ensures at least `count` floats (zero-filled when it grows). Call only while planning.
+    func reserve(_ count: Int) {
+        guard count > capacity else { return }
+        pointer.deallocate()
+        ActivationMemory.add(floats: count - capacity)
+        pointer = .allocate(capacity: count)
+        pointer.initialize(repeating: 0, count: count)
+        capacity = count
+    }
+}
+
+/// Consecutive slots of one arena region; each starts on a 64-byte boundary.
+struct ArenaLayout {
+    private(set) var size = 0
+    /// Reserves `count` floats; returns the slot's offset in floats.
+    mutating func slot(_ count: Int) -> Int {
+        let o = size
+        size += (count + 15) & ~15
+        return o
     }
 }

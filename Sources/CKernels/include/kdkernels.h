@@ -50,7 +50,7 @@ void kd_bn_backward_dx(float *dx, const float *dy, const float *x, const float *
                        const float *a, const float *b, const float *d, int C, long M);
 
 // ---- activations (flat, n elements) --------------------------------------------------------
-/// y = max(x, 0).
+/// y = max(x, 0); y may be x (in place).
 void kd_relu_forward(float *y, const float *x, long n);
 /// dx += y > 0 ? dy : 0 (y is the forward output).
 void kd_relu_backward(float *dx, const float *dy, const float *y, long n);
