@@ -31,7 +31,7 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CImage", path: "Sources/CImage", pkgConfig: "libpng16",
                        providers: [.apt(["libturbojpeg0-dev", "libpng-dev"])]),
-        .target(name: "CKernels", path: "Sources/CKernels", cSettings: optimize),
+        .target(name: "CKernels", dependencies: ["COpenBLAS"], path: "Sources/CKernels", cSettings: optimize),
         .target(name: "Model", dependencies: ["COpenBLAS", "CKernels"], path: "Sources/Model"),
         .target(name: "Dist", dependencies: ["CMPI"], path: "Sources/Dist"),
         // mpirun-driven checks and benchmarks for Dist (run by DistTests, exposed for `kdtrain bench`).

@@ -13,7 +13,6 @@
 // The four maps are readable after forward; distillation losses ADD their gradients into
 // `caGrad`, `caLogitGrad`, `saGrad`, `saLogitGrad` (zeroed by a training forward) before
 // `backward` runs.
-import COpenBLAS
 import CKernels
 
 public final class CBAM: Layer {
@@ -83,7 +82,7 @@ public final class CBAM: Layer {
                         _ x: UnsafePointer<Float>, out: Int, inp: Int, n: Int, accumulate: Bool) {
         if !accumulate { for o in 0..<out { (y + o * n).update(repeating: b[o], count: n) } }
         else { for o in 0..<out { let bo = b[o]; for j in 0..<n { y[o * n + j] += bo } } }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(out), Int32(n), Int32(inp),
+        kd_sgemm(0, 0, Int32(out), Int32(n), Int32(inp),
                     1, w, Int32(inp), x, Int32(n), 1, y, Int32(n))
     }
 
@@ -132,26 +131,26 @@ public final class CBAM: Layer {
         let r32 = Int32(hidden), c32 = Int32(channels), n32 = Int32(n)
         if hasG {
             for h in [hA, hM] {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, c32, r32, n32, 1, dcaL, n32, h.value, n32,
+                kd_sgemm(0, 1, c32, r32, n32, 1, dcaL, n32, h.value, n32,
                             1, G + w2, r32)
             }
             for c in 0..<channels { var s: Float = 0; for j in 0..<n { s += dcaL[c * n + j] }; G[b2 + c] += 2 * s }
         }
         for (h, dh) in [(hA, dhA), (hM, dhM)] {
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r32, n32, c32, 1, P + w2, r32, dcaL, n32, 0, dh, n32)
+            kd_sgemm(1, 0, r32, n32, c32, 1, P + w2, r32, dcaL, n32, 0, dh, n32)
             for i in 0..<(hidden * n) where h.value[i] <= 0 { dh[i] = 0 }   // relu'
         }
         // hA = relu(fc1(avg)), hM = relu(fc1(max))
         if hasG {
             for (dh, v) in [(dhA, avg), (dhM, mx)] {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r32, c32, n32, 1, dh, n32, v.value, n32,
+                kd_sgemm(0, 1, r32, c32, n32, 1, dh, n32, v.value, n32,
                             1, G + w1, c32)
                 for r in 0..<hidden { var s: Float = 0; for j in 0..<n { s += dh[r * n + j] }; G[b1 + r] += s }
             }
         }
         guard let dx = x.grad else { return }
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, c32, n32, r32, 1, P + w1, c32, dhA, n32, 0, davg, n32)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, c32, n32, r32, 1, P + w1, c32, dhM, n32, 0, dmx, n32)
+        kd_sgemm(1, 0, c32, n32, r32, 1, P + w1, c32, dhA, n32, 0, davg, n32)
+        kd_sgemm(1, 0, c32, n32, r32, 1, P + w1, c32, dhM, n32, 0, dmx, n32)
         kd_global_avgpool_backward(dx, davg, cn, p)
         kd_global_maxpool_backward(dx, dmx, maxIndex, cn, p)
     }

@@ -4,11 +4,12 @@ import CKernels
 import Foundation
 
 public enum Compute {
-    /// Sets the threads OpenBLAS and the C kernels use (>= 1).
+    /// Sets the threads kdtrain's kernels use (>= 1). Every kernel, GEMM included (`kd_sgemm`
+    /// slices it), runs on kdtrain's one worker pool; OpenBLAS itself runs single-threaded, so
+    /// its spinning workers never compete with the pool for a core.
     public static func setThreads(_ n: Int) {
-        let t = Int32(max(1, n))
-        openblas_set_num_threads(t)
-        kd_set_threads(t)
+        openblas_set_num_threads(1)
+        kd_set_threads(Int32(max(1, n)))
     }
     public static var threads: Int { Int(kd_get_threads()) }
     /// The OpenBLAS kernel family in use (e.g. "Haswell"), as the library reports it.
@@ -30,8 +31,8 @@ public enum Compute {
         return "Haswell"
     }
 
-    /// Measures single-precision GEMM throughput on square matrices of side `n` with the current
-    /// thread setting: best of `repeats` runs, in GFLOP/s.
+    /// Measures single-precision GEMM throughput (kd_sgemm, as the layers call it) on square
+    /// matrices of side `n` with the current thread setting: best of `repeats` runs, in GFLOP/s.
     public static func sgemmPeak(n: Int = 2048, repeats: Int = 5) -> Double {
         let a = UnsafeMutablePointer<Float>.allocate(capacity: n * n)
         let b = UnsafeMutablePointer<Float>.allocate(capacity: n * n)
@@ -42,8 +43,7 @@ public enum Compute {
         var best = Double.infinity
         for _ in 0..<repeats {
             let t0 = Profiler.now()
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(n), Int32(n), 1, a, Int32(n),
-                        b, Int32(n), 0, c, Int32(n))
+            kd_sgemm(0, 0, Int32(n), Int32(n), Int32(n), 1, a, Int32(n), b, Int32(n), 0, c, Int32(n))
             best = min(best, Profiler.now() - t0)
         }
         return 2 * Double(n) * Double(n) * Double(n) / best / 1e9

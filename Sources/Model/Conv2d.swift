@@ -13,7 +13,6 @@
 // It pays off where the gemm is tiny: CBAM's 2->1 7x7 conv (a GEMV over a (98, L) column
 // matrix) and grouped 3x3 convs with group width 4 or 8 (M = Cog = 4, K = 36). See
 // `ConvAlgorithm` for the selection rule and the measurements behind it.
-import COpenBLAS
 import CKernels
 
 /// How a `Conv2d` computes. `.auto` picks per shape (see `Conv2d.directIsFaster`).
@@ -129,7 +128,7 @@ public final class Conv2d: Layer {
                           Int32(stride), Int32(padding), Int32(o.h), Int32(o.w))
             }
             for g in 0..<groups {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(cog), Int32(L), Int32(cig * kk),
+                kd_sgemm(0, 0, Int32(cog), Int32(L), Int32(cig * kk),
                             1, w + g * cog * cig * kk, Int32(cig * kk), col + g * cig * kk * L, Int32(L),
                             0, output.value + g * cog * L, Int32(L))
             }
@@ -175,7 +174,7 @@ public final class Conv2d: Layer {
             }
             let dw = store.grads + weightOffset
             for g in 0..<groups {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(cog), Int32(cig * kk), Int32(L),
+                kd_sgemm(0, 1, Int32(cog), Int32(cig * kk), Int32(L),
                             1, dy + g * cog * L, Int32(L), col + g * cig * kk * L, Int32(L),
                             1, dw + g * cog * cig * kk, Int32(cig * kk))
             }
@@ -185,7 +184,7 @@ public final class Conv2d: Layer {
         guard let dx = x.grad else { return }
         let dcol = isPointwise ? dx : scratch.pointer
         for g in 0..<groups {
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(cig * kk), Int32(L), Int32(cog),
+            kd_sgemm(1, 0, Int32(cig * kk), Int32(L), Int32(cog),
                         1, w + g * cog * cig * kk, Int32(cig * kk), dy + g * cog * L, Int32(L),
                         isPointwise ? 1 : 0, dcol + g * cig * kk * L, Int32(L))
         }

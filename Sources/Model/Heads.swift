@@ -18,7 +18,6 @@
 //               cos θ - m * sin(π - m)                         otherwise (θ + m would pass π)
 //             with sin θ = sqrt(1 - cos² θ).
 // Normalization follows F.normalize: x / max(|x|, 1e-12).
-import COpenBLAS
 import CKernels
 import Foundation
 
@@ -154,7 +153,7 @@ public final class MarginHead {
         switch kind {
         case .softmax:
             // logits (N, K) = e (N, E) x W^T
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(k), Int32(e),
+            kd_sgemm(0, 1, Int32(n), Int32(k), Int32(e),
                         1, embeddings, Int32(e), w, Int32(e), 0, logitsBuf, Int32(k))
             return
         case .cosFace, .arcFace:
@@ -163,7 +162,7 @@ public final class MarginHead {
         kd_normalize_rows(embeddings, eHat, eNorm, n, e, Self.normEps)
         kd_normalize_rows(w, wHat, wNorm, k, e, Self.normEps)
         // cos (N, K) = ê (N, E) x ŵ^T
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(k), Int32(e),
+        kd_sgemm(0, 1, Int32(n), Int32(k), Int32(e),
                     1, eHat, Int32(e), wHat, Int32(e), 0, cosBuf, Int32(k))
         let nk = n * k
         switch kind {
@@ -207,12 +206,12 @@ public final class MarginHead {
             }
             if let dEmbeddings {
                 // de (N, E) += dlogits (N, K) x W (K, E)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(e), Int32(k),
+                kd_sgemm(0, 0, Int32(n), Int32(e), Int32(k),
                             1, dLogits, Int32(k), w, Int32(e), 1, dEmbeddings, Int32(e))
             }
             if wantW {
                 // dW (K, E) += dlogits^T (K, N) x e (N, E)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(k), Int32(e), Int32(n),
+                kd_sgemm(1, 0, Int32(k), Int32(e), Int32(n),
                             1, dLogits, Int32(k), embeddings, Int32(e), 1, store.grads + weightOffset, Int32(e))
             }
             return
@@ -233,13 +232,13 @@ public final class MarginHead {
         if let dCosines { for i in 0..<(n * k) { dCosBuf[i] += dCosines[i] } }
         if let dEmbeddings {
             // dê (N, E) = dcos (N, K) x ŵ (K, E); de += (dê - ê <ê, dê>) / |e|
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(e), Int32(k),
+            kd_sgemm(0, 0, Int32(n), Int32(e), Int32(k),
                         1, dCosBuf, Int32(k), wHat, Int32(e), 0, dEHat, Int32(e))
             kd_normalize_rows_backward_add(eHat, eNorm, dEHat, dEmbeddings, n, e)
         }
         if wantW {
             // dŵ (K, E) = dcos^T (K, N) x ê (N, E); dW += (dŵ - ŵ <ŵ, dŵ>) / |w|
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(k), Int32(e), Int32(n),
+            kd_sgemm(1, 0, Int32(k), Int32(e), Int32(n),
                         1, dCosBuf, Int32(k), eHat, Int32(e), 0, dWHat, Int32(e))
             kd_normalize_rows_backward_add(wHat, wNorm, dWHat, store.grads + weightOffset, k, e)
         }

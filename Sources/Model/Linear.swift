@@ -5,7 +5,6 @@
 //   dW (E, F) += dy (E, N) x^T,  db += rowsum(dy),  dx (F, N) += W^T dy
 // W is stored (E, F) row-major exactly as PyTorch's nn.Linear.weight.
 // Init (PyTorch's nn.Linear default): W and b uniform in [-1/sqrt(F), 1/sqrt(F)].
-import COpenBLAS
 import CKernels
 
 public final class Linear: Layer {
@@ -57,7 +56,7 @@ public final class Linear: Layer {
             for e in 0..<outFeatures { (y + e * n).update(repeating: b[e], count: n) }
             beta = 1
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(outFeatures), Int32(n), Int32(inFeatures),
+        kd_sgemm(0, 0, Int32(outFeatures), Int32(n), Int32(inFeatures),
                     1, store.params + weightOffset, Int32(inFeatures), x.value, Int32(n), beta, y, Int32(n))
         if training { output.zeroGrad() }
     }
@@ -67,7 +66,7 @@ public final class Linear: Layer {
         guard let dy = output.grad else { preconditionFailure("Linear \(name): backward without grad") }
         let n = inShape.n
         if store.hasGradients {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(outFeatures), Int32(inFeatures), Int32(n),
+            kd_sgemm(0, 1, Int32(outFeatures), Int32(inFeatures), Int32(n),
                         1, dy, Int32(n), x.value, Int32(n), 1, store.grads + weightOffset, Int32(inFeatures))
             if let bo = biasOffset {
                 let db = store.grads + bo
@@ -80,7 +79,7 @@ public final class Linear: Layer {
             }
         }
         guard let dx = x.grad else { return }
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(inFeatures), Int32(n), Int32(outFeatures),
+        kd_sgemm(1, 0, Int32(inFeatures), Int32(n), Int32(outFeatures),
                     1, store.params + weightOffset, Int32(inFeatures), dy, Int32(n), 1, dx, Int32(n))
     }
 }

@@ -23,6 +23,14 @@ int kd_get_threads(void);
 /// `grain` items each; returns when all chunks are done. Runs inline when one chunk suffices.
 void kd_parallel_for(long n, long grain, kd_range_fn fn, void *ctx);
 
+// ---- GEMM -----------------------------------------------------------------------------------
+/// Row-major C (M, N) = alpha op(A) op(B) + beta C, op = transpose when trans* != 0 (as
+/// cblas_sgemm with CblasRowMajor), threaded on this pool: slices of C's columns (or rows) each
+/// computed by single-threaded OpenBLAS over the full K; deterministic for a given thread count.
+/// OpenBLAS itself must run with one thread (Compute.setThreads does that).
+void kd_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+              const float *B, int ldb, float beta, float *C, int ldc);
+
 // ---- convolution lowering (CNHW) ---------------------------------------------------------
 /// col (C*K*K, N*Ho*Wo) from x (C, N, H, W): col[(c*K+ky)*K+kx][(n*Ho+oy)*Wo+ox] =
 /// x[c][n][oy*stride-pad+ky][ox*stride-pad+kx], zero outside the image.
