@@ -106,3 +106,21 @@ void kd_bn_backward_dx(float *dx, const float *dy, const float *x, const float *
     kd_bndx_args args = { dx, dy, x, mean, a, b, d, M };
     kd_parallel_for(C, kd_channel_grain(M), kd_bn_backward_dx_range, &args);
 }
+
+// ---- fused forward: batch-norm affine + ReLU (one pass instead of two) ---------------------
+
+static void kd_affine_relu_range(void *vctx, long c0, long c1) {
+    const kd_affine_args *a = vctx;
+    const long M = a->M;
+    for (long c = c0; c < c1; c++) {
+        const float *restrict x = a->x + c * M;
+        float *restrict y = a->y + c * M;
+        const float k = a->scale[c], b = a->shift[c];
+        for (long i = 0; i < M; i++) { float v = x[i] * k + b; y[i] = v > 0.f ? v : 0.f; }
+    }
+}
+
+void kd_channel_affine_relu(float *y, const float *x, const float *scale, const float *shift, int C, long M) {
+    kd_affine_args a = { y, x, scale, shift, M };
+    kd_parallel_for(C, kd_channel_grain(M), kd_affine_relu_range, &a);
+}

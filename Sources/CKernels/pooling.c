@@ -170,3 +170,39 @@ void kd_global_maxpool_backward(float *dx, const float *dy, const int *idx, long
     kd_pool_args a = { 0, dx, 0, dy, 0, idx, 0, 0, 0, 0, 0, 0, 0, 0, P };
     kd_parallel_for(planes, kd_plane_grain(P), kd_gmax_bwd_range, &a);
 }
+
+// ---- fused CBAM pooling: global average and global max of each plane in one pass -------------
+// The average is kd_sum's (as kd_global_avgpool_forward); the max runs in 16 float lanes and the
+// first index holding it is found afterwards, which gives exactly the scalar scan's result
+// (first maximum) unless the plane holds a NaN, where the scalar scan (NaN wins) runs instead.
+
+static void kd_gavgmax_fwd_range(void *v, long p0, long p1) {
+    const kd_pool_args *a = v;
+    const long P = a->P;
+    for (long q = p0; q < p1; q++) {
+        const float *restrict x = a->x + q * P;
+        a->y[q] = (float)(kd_sum(x, P) / (double)P);
+        float lane[16];
+        for (int j = 0; j < 16; j++) lane[j] = x[0];
+        int nan = 0;
+        long i = 0;
+        for (; i + 16 <= P; i += 16)
+            for (int j = 0; j < 16; j++) { float u = x[i + j]; nan |= u != u; lane[j] = u > lane[j] ? u : lane[j]; }
+        float best = lane[0];
+        for (int j = 1; j < 16; j++) best = lane[j] > best ? lane[j] : best;
+        for (; i < P; i++) { nan |= x[i] != x[i]; best = x[i] > best ? x[i] : best; }
+        long bi = 0;
+        if (nan) {
+            best = x[0];
+            for (long k = 1; k < P && !isnan(best); k++) if (x[k] > best || isnan(x[k])) { best = x[k]; bi = k; }
+        } else {
+            while (x[bi] != best) bi++;
+            best = x[bi];
+        }
+        a->dx[q] = best; a->idx[q] = (int)bi;
+    }
+}
+void kd_global_avgmax_forward(float *avg, float *mx, int *idx, const float *x, long planes, long P) {
+    kd_pool_args a = { avg, mx, x, 0, idx, 0, 0, 0, 0, 0, 0, 0, 0, 0, P };
+    kd_parallel_for(planes, kd_plane_grain(P), kd_gavgmax_fwd_range, &a);
+}

@@ -179,3 +179,61 @@ void kd_channel_pool_backward(float *dx, const float *dy, const int *arg, int C,
     kd_rs_args a = { .dx = dx, .dy = dy, .carg = arg, .C = C, .N = N, .P = P, .nb = (P + KD_PBLOCK - 1) / KD_PBLOCK };
     kd_parallel_for(N * a.nb, kd_spatial_grain(&a), kd_cpool_bwd_range, &a);
 }
+
+// ---- fused CBAM forward passes ---------------------------------------------------------------
+
+static void kd_cscale_pool_range(void *v, long t0, long t1) {
+    const kd_rs_args *a = v;
+    const int C = a->C, N = a->N; const long P = a->P;
+    for (long t = t0; t < t1; t++) {
+        long n = t / a->nb, pb = t % a->nb * KD_PBLOCK, pe = pb + KD_PBLOCK < P ? pb + KD_PBLOCK : P;
+        float *restrict mx = a->dx + n * P, *restrict mean = a->dx + ((long)N + n) * P;
+        int *restrict arg = a->arg + n * P;
+        for (int c = 0; c < C; c++) {
+            const float s = a->s[(long)c * N + n];
+            const float *restrict x = a->x + ((long)c * N + n) * P;
+            float *restrict xs = a->y + ((long)c * N + n) * P;
+            if (c == 0) {
+                for (long p = pb; p < pe; p++) { float v2 = x[p] * s; xs[p] = v2; mx[p] = v2; mean[p] = v2; arg[p] = 0; }
+                continue;
+            }
+            for (long p = pb; p < pe; p++) {
+                float v2 = x[p] * s, m = mx[p];
+                xs[p] = v2;
+                int gt = v2 > m;
+                mean[p] += v2;
+                mx[p] = gt ? v2 : m; arg[p] = gt ? c : arg[p];
+            }
+        }
+        const float inv = 1.f / (float)C;
+        for (long p = pb; p < pe; p++) mean[p] *= inv;
+    }
+}
+void kd_channel_scale_pool_forward(float *xs, float *pooled, int *arg, const float *x, const float *s,
+                                   int C, int N, long P) {
+    kd_rs_args a = { .y = xs, .dx = pooled, .arg = arg, .x = x, .s = s, .C = C, .N = N, .P = P,
+                     .nb = (P + KD_PBLOCK - 1) / KD_PBLOCK };
+    kd_parallel_for(N * a.nb, kd_spatial_grain(&a), kd_cscale_pool_range, &a);
+}
+
+static void kd_sscale_add_relu_range(void *v, long t0, long t1) {
+    const kd_rs_args *a = v;
+    const int C = a->C, N = a->N; const long P = a->P;
+    for (long t = t0; t < t1; t++) {
+        long n = t / a->nb, pb = t % a->nb * KD_PBLOCK, pe = pb + KD_PBLOCK < P ? pb + KD_PBLOCK : P;
+        const float *restrict m = a->s + n * P;
+        for (int c = 0; c < C; c++) {
+            long o = ((long)c * N + n) * P;
+            const float *restrict x = a->x + o, *restrict r = a->dy + o; float *restrict y = a->y + o;
+            for (long p = pb; p < pe; p++) {
+                float u = x[p] * m[p];      // two statements: rounds as the unfused scale, then add
+                u = u + r[p];
+                y[p] = u > 0.f ? u : 0.f;
+            }
+        }
+    }
+}
+void kd_spatial_scale_add_relu(float *y, const float *x, const float *m, const float *r, int C, int N, long P) {
+    kd_rs_args a = { .y = y, .x = x, .s = m, .dy = r, .C = C, .N = N, .P = P, .nb = (P + KD_PBLOCK - 1) / KD_PBLOCK };
+    kd_parallel_for(N * a.nb, kd_spatial_grain(&a), kd_sscale_add_relu_range, &a);
+}

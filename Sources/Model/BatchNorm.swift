@@ -45,6 +45,9 @@ public final class BatchNorm: Layer {
     public var frozen = false
     /// When set, batch statistics are summed across replicas (synchronized batch norm).
     public var reducer: CrossReplicaReducer?
+    /// When true, forward writes ReLU(batch norm) in the same pass (the block's following ReLU
+    /// then runs in place on this output and is skipped). Backward is unchanged: it reads x.
+    var fusesReLU = false
     public let output = Tensor()
     private var inShape = Shape(n: 0, c: 0, h: 0, w: 0)
     // Saved by forward for backward: whether batch statistics were used, their count Mt.
@@ -127,7 +130,8 @@ public final class BatchNorm: Layer {
             coefA[c] = w[c] * rstd[c]
             coefB[c] = b[c] - mean[c] * coefA[c]
         }
-        kd_channel_affine(output.value, x.value, coefA, coefB, Int32(C), M)
+        if fusesReLU { kd_channel_affine_relu(output.value, x.value, coefA, coefB, Int32(C), M) }
+        else { kd_channel_affine(output.value, x.value, coefA, coefB, Int32(C), M) }
         if training { output.zeroGrad() }
     }
 

@@ -86,22 +86,45 @@ public final class CBAM: Layer {
                     1, w, Int32(inp), x, Int32(n), 1, y, Int32(n))
     }
 
-    public func forward(_ x: Tensor, training: Bool) {
+    public func forward(_ x: Tensor, training: Bool) { forward(x, training: training, fused: nil) }
+
+    /// The block's fused tail: instead of `output`, writes y = ReLU(output + residual) straight
+    /// into `y` (`output`'s values are never formed; backward does not read them), and runs the
+    /// pooling and channel-scaling passes fused. Same bits as `forward` followed by the add and
+    /// the ReLU.
+    func forward(_ x: Tensor, training: Bool, addingTo residual: Tensor, reluInto y: Tensor) {
+        forward(x, training: training, fused: (residual, y))
+    }
+
+    private func forward(_ x: Tensor, training: Bool, fused: (residual: Tensor, y: Tensor)?) {
         precondition(x.shape == shape, "\(name): forward on \(x.shape) but planned for \(shape)")
         let n = shape.n, p = shape.plane, cn = channels * n, P = store.params
-        kd_global_avgpool_forward(avg.value, x.value, cn, p)
-        kd_global_maxpool_forward(mx.value, maxIndex, x.value, cn, p)
+        if fused != nil {
+            kd_global_avgmax_forward(avg.value, mx.value, maxIndex, x.value, cn, p)
+        } else {
+            kd_global_avgpool_forward(avg.value, x.value, cn, p)
+            kd_global_maxpool_forward(mx.value, maxIndex, x.value, cn, p)
+        }
         linear(hA.value, P + w1, P + b1, avg.value, out: hidden, inp: channels, n: n, accumulate: false)
         linear(hM.value, P + w1, P + b1, mx.value, out: hidden, inp: channels, n: n, accumulate: false)
         for h in [hA.value, hM.value] { for i in 0..<(hidden * n) where h[i] < 0 { h[i] = 0 } }   // relu
         linear(caLogit.value, P + w2, P + b2, hA.value, out: channels, inp: hidden, n: n, accumulate: false)
         linear(caLogit.value, P + w2, P + b2, hM.value, out: channels, inp: hidden, n: n, accumulate: true)
         kd_sigmoid_forward(ca.value, caLogit.value, cn)
-        kd_channel_scale_forward(xs.value, x.value, ca.value, cn, p)
-        kd_channel_pool_forward(pooled.value, chanArg, xs.value, Int32(channels), Int32(n), p)
+        if fused != nil {
+            kd_channel_scale_pool_forward(xs.value, pooled.value, chanArg, x.value, ca.value, Int32(channels), Int32(n), p)
+        } else {
+            kd_channel_scale_forward(xs.value, x.value, ca.value, cn, p)
+            kd_channel_pool_forward(pooled.value, chanArg, xs.value, Int32(channels), Int32(n), p)
+        }
         spatial.forward(pooled, training: training)
         kd_sigmoid_forward(sa.value, spatial.output.value, n * p)
-        kd_spatial_scale_forward(output.value, xs.value, sa.value, Int32(channels), Int32(n), p)
+        if let f = fused {
+            precondition(f.residual.shape == shape && f.y.shape == shape, "\(name): fused tail shapes differ")
+            kd_spatial_scale_add_relu(f.y.value, xs.value, sa.value, f.residual.value, Int32(channels), Int32(n), p)
+        } else {
+            kd_spatial_scale_forward(output.value, xs.value, sa.value, Int32(channels), Int32(n), p)
+        }
         if training {
             for t in [output, avg, mx, hA, hM, caLogit, ca, xs, pooled, sa] { t.zeroGrad() }
             for t in [caGrad, caLogitGrad, saGrad, saLogitGrad] { t.value.update(repeating: 0, count: t.shape.count) }

@@ -103,9 +103,10 @@ public final class ResNeXtBlock: Layer {
         case .training:
             for t in blockGradients { t.setLent(value: false, grad: true) }
             relu1.output.setLent(value: true, grad: true); relu2.output.setLent(value: true, grad: true)
-            sum.setLent(value: true, grad: true)
+            sum.setLent(value: true, grad: true); cbam.output.setLent(value: true, grad: true)
             relu.output.setLent(value: false, grad: lentOutput)
         }
+        bn1.fusesReLU = mode != .owned; bn2.fusesReLU = mode != .owned
         storageMode = mode
     }
     private(set) var storageMode = StorageMode.owned
@@ -121,22 +122,16 @@ public final class ResNeXtBlock: Layer {
         switch storageMode {
         case .owned: return
         case .inference:
-            // Five slots: A (conv1 / conv2 out), B (bn1 = relu1, bn2 = relu2), C (conv3 out, xs,
-            // downsample conv, sum), D (bn3 = CBAM input, CBAM output), E (downsample BN, pooled).
             guard let r = region else { return }
-            var l = ArenaLayout()
-            let a = l.slot(max(conv1.output.shape.count, conv2.output.shape.count))
-            let b = l.slot(max(bn1.output.shape.count, bn2.output.shape.count))
-            let co = conv3.output.shape.count
-            let c = l.slot(co), d = l.slot(co), e = l.slot(max(co, cbam.pooled.shape.count))
-            for (t, o) in [(conv1.output, a), (bn1.output, b), (relu1.output, b), (conv2.output, a), (bn2.output, b),
-                           (relu2.output, b), (conv3.output, c), (bn3.output, d), (cbam.xs, c), (cbam.output, d),
-                           (cbam.pooled, e), (sum, c)] { t.lendValue(r + o) }
-            if let dc = downConv, let db = downBN { dc.output.lendValue(r + c); db.output.lendValue(r + e) }
-            if let o = output { relu.output.lendValue(o) }
+            let o = inferenceSlots()
+            for (t, k) in [(conv1.output, o.a), (bn1.output, o.b), (relu1.output, o.b), (conv2.output, o.a),
+                           (bn2.output, o.b), (relu2.output, o.b), (conv3.output, o.c), (bn3.output, o.d),
+                           (cbam.xs, o.c), (cbam.output, o.d), (cbam.pooled, o.g), (sum, o.c)] { t.lendValue(r + k) }
+            if let dc = downConv, let db = downBN { dc.output.lendValue(r + o.e); db.output.lendValue(r + o.f) }
+            if let out = output { relu.output.lendValue(out) }
         case .training:
             relu1.output.lendValue(bn1.output.value); relu2.output.lendValue(bn2.output.value)
-            sum.lendValue(relu.output.value)
+            sum.lendValue(relu.output.value); cbam.output.lendValue(relu.output.value)   // never formed (fused tail)
             guard let r = region else { return }
             var l = ArenaLayout()
             for t in blockGradients { t.lendGrad(r + l.slot(t.shape.count)) }
@@ -145,18 +140,28 @@ public final class ResNeXtBlock: Layer {
         }
     }
 
+    /// Inference value slots, in floats from the region start: A conv1 / conv2 out; B bn1 = relu1,
+    /// bn2 = relu2; C conv3 out, then CBAM's xs; D bn3 out (CBAM's input); E downsample conv;
+    /// F downsample BN (the shortcut); G CBAM's pooled maps. The sum and CBAM's output are never
+    /// formed (the fused tail writes the block output), so they borrow C and D unwritten.
+    private func inferenceSlots() -> (a: Int, b: Int, c: Int, d: Int, e: Int, f: Int, g: Int, size: Int) {
+        var l = ArenaLayout()
+        let a = l.slot(max(conv1.output.shape.count, conv2.output.shape.count))
+        let b = l.slot(max(bn1.output.shape.count, bn2.output.shape.count))
+        let co = conv3.output.shape.count
+        let c = l.slot(co), d = l.slot(co)
+        let e = downConv == nil ? 0 : l.slot(co), f = downConv == nil ? 0 : l.slot(co)
+        let g = l.slot(cbam.pooled.shape.count)
+        return (a, b, c, d, e, f, g, l.size)
+    }
+
     /// Arena floats for the current plan (see `lendStorage`): the inference value slots or the
     /// training gradient slots.
     func arenaNeed() -> Int {
         switch storageMode {
         case .owned: return 0
         case .inference:
-            var l = ArenaLayout()
-            _ = l.slot(max(conv1.output.shape.count, conv2.output.shape.count))
-            _ = l.slot(max(bn1.output.shape.count, bn2.output.shape.count))
-            let co = conv3.output.shape.count
-            _ = l.slot(co); _ = l.slot(co); _ = l.slot(max(co, cbam.pooled.shape.count))
-            return l.size
+            return inferenceSlots().size
         case .training:
             var l = ArenaLayout()
             for t in blockGradients { _ = l.slot(t.shape.count) }
@@ -165,6 +170,7 @@ public final class ResNeXtBlock: Layer {
     }
 
     public func forward(_ x: Tensor, training: Bool) {
+        if storageMode != .owned { return fusedForward(x, training: training) }
         let p = profiler
         p.time(.conv1x1) { conv1.forward(x, training: training) }
         p.time(.batchNorm) { bn1.forward(conv1.output, training: training) }
@@ -184,6 +190,27 @@ public final class ResNeXtBlock: Layer {
         p.time(.residual) { kd_add(sum.value, cbam.output.value, shortcut.value, sum.shape.count) }
         if training { sum.zeroGrad() }
         p.time(.activation) { relu.forward(sum, training: training) }
+    }
+
+    /// The same computation with shared storage: batch norm and ReLU in one pass (the ReLUs are
+    /// in place, so their layers have nothing left to do), the shortcut first, then CBAM with
+    /// the residual add and the block ReLU fused into its last pass. Bitwise `forward`'s result.
+    private func fusedForward(_ x: Tensor, training: Bool) {
+        let p = profiler
+        p.time(.conv1x1) { conv1.forward(x, training: training) }
+        p.time(.batchNorm) { bn1.forward(conv1.output, training: training) }
+        p.time(.convGrouped) { conv2.forward(relu1.output, training: training) }
+        p.time(.batchNorm) { bn2.forward(conv2.output, training: training) }
+        p.time(.conv1x1) { conv3.forward(relu2.output, training: training) }
+        p.time(.batchNorm) { bn3.forward(conv3.output, training: training) }
+        var shortcut = x
+        if let dc = downConv, let db = downBN {
+            p.time(.conv1x1) { dc.forward(x, training: training) }
+            p.time(.batchNorm) { db.forward(dc.output, training: training) }
+            shortcut = db.output
+        }
+        p.time(.cbam) { cbam.forward(bn3.output, training: training, addingTo: shortcut, reluInto: relu.output) }
+        if training { relu.output.zeroGrad() }
     }
 
     public func backward(_ x: Tensor) {

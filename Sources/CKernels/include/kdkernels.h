@@ -121,6 +121,18 @@ void kd_spatial_scale_backward(float *dx, float *dm, const float *dy, const floa
 void kd_channel_pool_forward(float *y, int *arg, const float *x, int C, int N, long P);
 /// dx[c][n][p] += dy[1][n][p] / C + (c == arg ? dy[0][n][p] : 0).
 void kd_channel_pool_backward(float *dx, const float *dy, const int *arg, int C, int N, long P);
+// ---- fused forward passes (each gives the bits of the unfused sequence it replaces) ----------
+/// y[c][i] = max(x[c][i] * scale[c] + shift[c], 0): batch-norm affine then ReLU.
+void kd_channel_affine_relu(float *y, const float *x, const float *scale, const float *shift, int C, long M);
+/// avg[plane] and mx[plane], idx[plane] as kd_global_avgpool_forward and kd_global_maxpool_forward.
+void kd_global_avgmax_forward(float *avg, float *mx, int *idx, const float *x, long planes, long P);
+/// xs = x * s (kd_channel_scale_forward) and pooled, arg = channel pool of xs
+/// (kd_channel_pool_forward) in one pass.
+void kd_channel_scale_pool_forward(float *xs, float *pooled, int *arg, const float *x, const float *s,
+                                   int C, int N, long P);
+/// y = max(x * m + r, 0) for x, r, y (C, N, P), m (1, N, P): CBAM's spatial scaling, the
+/// residual add and the block's ReLU.
+void kd_spatial_scale_add_relu(float *y, const float *x, const float *m, const float *r, int C, int N, long P);
 // ==== end basic layers ====
 // ---- optimizer kernels (owner: losses/optimizer; implemented in sgd_loss.c) ---------------
 // Flat float buffers of n entries; all threaded with kd_parallel_for.
