@@ -45,7 +45,9 @@ let package = Package(
             dependencies: ["Model", "Dist", "FaceData", "Evaluation", "Pipeline", "CKernels",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/Launcher"),
-        .testTarget(name: "ModelTests", dependencies: ["Model"], path: "Tests/ModelTests",
+        // Counts heap allocations for the zero-allocation test (interposes malloc in the test process).
+        .target(name: "AllocCounter", path: "Tests/AllocCounter"),
+        .testTarget(name: "ModelTests", dependencies: ["Model", "AllocCounter"], path: "Tests/ModelTests",
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "DistTests", dependencies: ["Dist", "TestSupport"], path: "Tests/DistTests"),
         .testTarget(name: "FaceDataTests", dependencies: ["FaceData"], path: "Tests/FaceDataTests",

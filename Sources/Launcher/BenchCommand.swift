@@ -138,6 +138,9 @@ struct BenchReport {
     var kinds: [(String, Double)]         // seconds per step (student forward+backward by layer kind)
     var stepSeconds: Double
     var flopsPerStep: Double
+    /// Bytes: planned activation buffers (values, gradients, scratch) of each network, and
+    /// parameters (student: values, gradients, momentum; teacher: values).
+    var memory: (student: Double, teacher: Double, parameters: Double)
 
     var imagesPerSecond: Double { Double(batch) / stepSeconds }
     var gflops: Double { flopsPerStep / stepSeconds / 1e9 }
@@ -156,7 +159,12 @@ struct BenchReport {
                                                               teacherClasses: classes, loss: loss)
         guard problems.isEmpty else { throw ValidationError("bench: " + problems.joined(separator: "; ")) }
         let step = DistillationStep(student: s, teacher: t, loss: loss)
+        let m0 = ActivationMemory.bytes
+        s.plan(batch: batch, needsGrad: true)
+        let m1 = ActivationMemory.bytes
         step.plan(batch: batch)
+        let memory = (student: Double(m1 - m0), teacher: Double(ActivationMemory.bytes - m1),
+                      parameters: Double(4 * (3 * s.store.paramCount + t.store.paramCount)))
         let sgd = SGD(store: s.store, config: SGDConfig())
         var rng = Model.SplitMix64(seed: 3)
         let img = (0..<(batch * 3 * sc.inputSize * sc.inputSize)).map { _ in Float(rng.nextUnit()) * 2 - 1 }
@@ -186,7 +194,7 @@ struct BenchReport {
                            blasCore: Compute.blasCore, sgemmPeak: peak,
                            phases: order.map { ($0, phase[$0]! / Double(steps)) },
                            kinds: prof.seconds.sorted { $0.value > $1.value }.map { ($0.key.rawValue, $0.value / Double(steps)) },
-                           stepSeconds: total, flopsPerStep: flops)
+                           stepSeconds: total, flopsPerStep: flops, memory: memory)
     }
 
     var table: String {
@@ -196,6 +204,7 @@ struct BenchReport {
             "sgemm peak (2048^3, same threads): \(f(sgemmPeak)) GFLOP/s",
             "step: \(f(stepSeconds * 1000)) ms  \(f(imagesPerSecond)) images/s  \(f(gflops)) GFLOP/s achieved (\(f(100 * gflops / sgemmPeak))% of sgemm peak)",
             "  FLOPs/step \(f(flopsPerStep / 1e9, 2)) G = batch x (teacher fwd + 3 x student fwd), conv + linear",
+            "memory (MB): student activations \(f(memory.student / 1e6, 0)), teacher activations \(f(memory.teacher / 1e6, 0)), parameters \(f(memory.parameters / 1e6, 0))",
             "by phase (ms/step):",
         ]
         for (k, v) in phases { lines.append("  \(k.padding(toLength: 40, withPad: " ", startingAt: 0)) \(f(v * 1000, 2))") }
@@ -208,6 +217,8 @@ struct BenchReport {
         var o: [String: Any] = ["student": student, "teacher": teacher, "batch": batch, "steps": steps, "threads": threads,
                                 "blas_core": blasCore, "sgemm_peak_gflops": sgemmPeak, "step_seconds": stepSeconds,
                                 "images_per_second": imagesPerSecond, "gflops": gflops, "flops_per_step": flopsPerStep]
+        o["memory_bytes"] = ["student_activations": memory.student, "teacher_activations": memory.teacher,
+                             "parameters": memory.parameters]
         o["phases_seconds"] = Dictionary(uniqueKeysWithValues: phases)
         o["kinds_seconds"] = Dictionary(uniqueKeysWithValues: kinds)
         let d = try! JSONSerialization.data(withJSONObject: o, options: [.sortedKeys])

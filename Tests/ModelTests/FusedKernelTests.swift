@@ -6,7 +6,7 @@ import CKernels
 import Model
 
 final class FusedKernelTests: XCTestCase {
-    override func tearDown() { kd_set_threads(1) }
+    override func tearDown() { Compute.setThreads(1) }
 
     func data(_ n: Int, seed: UInt64, special: Bool) -> [Float] {
         var rng = SplitMix64(seed: seed)
@@ -21,7 +21,7 @@ final class FusedKernelTests: XCTestCase {
 
     func testAffineReLUIsAffineThenReLU() {
         for threads in [1, 2] {
-            kd_set_threads(Int32(threads))
+            Compute.setThreads(threads)
             let C = 5, M = 40_003
             let x = data(C * M, seed: 1, special: true), sc = data(C, seed: 2, special: false), sh = data(C, seed: 3, special: false)
             var y1 = [Float](repeating: 9, count: C * M), y2 = y1
@@ -34,7 +34,7 @@ final class FusedKernelTests: XCTestCase {
 
     func testGlobalAvgMaxIsAvgpoolAndMaxpool() {
         for (P, threads) in [(49, 1), (196, 2), (3136, 2), (7, 1)] {
-            kd_set_threads(Int32(threads))
+            Compute.setThreads(threads)
             let planes = 12
             var x = data(planes * P, seed: UInt64(P), special: true)
             x[2 * P + P / 2] = .nan                        // plane 2: a NaN in the middle (it wins)
@@ -54,7 +54,7 @@ final class FusedKernelTests: XCTestCase {
 
     func testChannelScalePoolIsScaleThenPool() {
         for (C, N, P, threads) in [(16, 3, 3136, 2), (7, 2, 49, 1), (32, 4, 196, 2)] {
-            kd_set_threads(Int32(threads))
+            Compute.setThreads(threads)
             let x = data(C * N * P, seed: UInt64(C + P), special: true), s = data(C * N, seed: 5, special: true)
             var xs1 = [Float](repeating: 0, count: C * N * P), xs2 = xs1
             var p1 = [Float](repeating: 0, count: 2 * N * P), p2 = p1
@@ -68,7 +68,7 @@ final class FusedKernelTests: XCTestCase {
 
     func testSpatialScaleAddReLUIsScaleAddReLU() {
         for (C, N, P, threads) in [(16, 3, 3136, 2), (8, 2, 49, 1)] {
-            kd_set_threads(Int32(threads))
+            Compute.setThreads(threads)
             let n = C * N * P
             let x = data(n, seed: 8, special: true), m = data(N * P, seed: 9, special: true), r = data(n, seed: 10, special: true)
             var t = [Float](repeating: 0, count: n), y1 = t, y2 = t

@@ -7,7 +7,7 @@ import CKernels
 import Model
 
 final class GemmTests: XCTestCase {
-    override func tearDown() { kd_set_threads(1) }
+    override func tearDown() { Compute.setThreads(1) }
 
     func check(ta: Bool, tb: Bool, m: Int, n: Int, k: Int, beta: Float, threads: Int,
                file: StaticString = #filePath, line: UInt = #line) {
@@ -20,7 +20,7 @@ final class GemmTests: XCTestCase {
         let b = (0..<(br * ldb)).map { _ in Float(rng.nextUnit()) - 0.5 }
         let c0 = (0..<(m * ldc)).map { _ in Float(rng.nextUnit()) - 0.5 }
         var c = c0
-        kd_set_threads(Int32(threads))
+        Compute.setThreads(threads)
         kd_sgemm(ta ? 1 : 0, tb ? 1 : 0, Int32(m), Int32(n), Int32(k), 0.75, a, Int32(lda), b, Int32(ldb), beta, &c, Int32(ldc))
         var worst = 0.0
         for i in 0..<m {
@@ -56,7 +56,7 @@ final class GemmTests: XCTestCase {
         let m = 48, n = 3000, k = 64
         var rng = SplitMix64(seed: 9)
         let a = (0..<(m * k)).map { _ in Float(rng.nextUnit()) }, b = (0..<(k * n)).map { _ in Float(rng.nextUnit()) }
-        kd_set_threads(2)
+        Compute.setThreads(2)
         var c1 = [Float](repeating: 0, count: m * n), c2 = c1
         kd_sgemm(0, 0, Int32(m), Int32(n), Int32(k), 1, a, Int32(k), b, Int32(n), 0, &c1, Int32(n))
         kd_sgemm(0, 0, Int32(m), Int32(n), Int32(k), 1, a, Int32(k), b, Int32(n), 0, &c2, Int32(n))
