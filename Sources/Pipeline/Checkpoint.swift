@@ -248,6 +248,12 @@ public enum Checkpoint {
         public var metadata: [String: String]
         public var identity: ModelIdentity
         public var position: TrainingPosition
+        /// The preprocessing the model was trained with (metadata 'preprocessing'); nil for checkpoints
+        /// written before it was recorded.
+        public var preprocessing: Preprocessing? {
+            guard let s = metadata["preprocessing"] else { return nil }
+            return try? JSONDecoder().decode(Preprocessing.self, from: Data(s.utf8))
+        }
     }
 
     /// Reads and validates the header and metadata of a checkpoint.
