@@ -234,6 +234,35 @@ final class EmbedTests: XCTestCase {
         }
     }
 
+    /// Under mpirun -n 2 the images are sharded as evaluation shards them: embed reproduces a 2-rank
+    /// evaluate bitwise; against one rank, pixels and names are identical and the embeddings agree to
+    /// float32 rounding (other batches, other thread counts).
+    func testTwoRanksShardLikeEvaluate() throws {
+        let dir = try temporaryRunDirectory(self)
+        let ck = try tinyTeacher(dir)
+        let ev = try ProcessRunner.run(try kdtrain, ranks: 2, ["evaluate", "--run-dir", dir + "/eval", "--checkpoints", ck, "--quiet"] + tinyRun
+                                       + ["--set", "eval.factors=[4]", "--set", "eval.pairDistances=true"], timeout: 120)
+        XCTAssertEqual(ev.status, 0, ev.output)
+        let result = try EvaluationReport.readJSON(from: URL(fileURLWithPath: dir + "/eval/eval/evaluate.json")).results[0]
+        let args = ["embed", "--checkpoint", ck, "--data", tinyEval, "--factor", "4", "--flip", "both", "--pixels", "--set", "data.threads=1"]
+        let two = try ProcessRunner.run(try kdtrain, ranks: 2, args + ["--output", dir + "/two.safetensors"], timeout: 120)
+        XCTAssertEqual(two.status, 0, two.output)
+        XCTAssertEqual(two.stdout.components(separatedBy: "embed: wrote").count, 2, "only rank 0 writes: \(two.stdout)")
+        let (t2, m2) = try readTensors(dir + "/two.safetensors")
+        let issame = try DataSource(parsing: tinyEval).pairSet().issame
+        try assertReproduces(result, noflip: try XCTUnwrap(t2["embeddings_noflip"]), mirror: try XCTUnwrap(t2["embeddings_mirror"]), issame: issame)
+        try embed(Array(args.dropFirst()) + ["--output", dir + "/one.safetensors"])
+        let (t1, m1) = try readTensors(dir + "/one.safetensors")
+        XCTAssertEqual(m1["names"], m2["names"])
+        XCTAssertEqual(t1["pixels"]?.values, t2["pixels"]?.values)
+        XCTAssertEqual(t1["pixels_mirror"]?.values, t2["pixels_mirror"]?.values)
+        for name in ["embeddings", "embeddings_noflip", "embeddings_mirror"] {
+            let a = try XCTUnwrap(t1[name]).values, b = try XCTUnwrap(t2[name]).values
+            let scale = a.map { abs($0) }.max()!
+            for (x, y) in zip(a, b) { XCTAssertEqual(x, y, accuracy: 1e-5 * scale, name) }
+        }
+    }
+
     /// Each mistake: exit 1, one line on stderr naming the option or file, nothing written.
     func testBadInputIsOneLineNamingTheOptionOrFile() throws {
         let dir = try temporaryRunDirectory(self)
