@@ -55,6 +55,6 @@ let package = Package(
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation"], path: "Tests/EvaluationTests",
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Model"], path: "Tests/PipelineTests"),
-        .testTarget(name: "LauncherTests", dependencies: ["Model", "Pipeline", "TestSupport"], path: "Tests/LauncherTests"),
+        .testTarget(name: "LauncherTests", dependencies: ["Model", "Pipeline", "Evaluation", "FaceData", "TestSupport"], path: "Tests/LauncherTests"),
     ]
 )

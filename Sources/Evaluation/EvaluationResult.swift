@@ -36,6 +36,9 @@ public struct EvaluationResult: Codable, Sendable, Equatable {
     /// Accuracy and best threshold of each held-out fold (absent in reports written before they were kept).
     public var foldAccuracies: [Double]? = nil
     public var foldThresholds: [Double]? = nil
+    /// The squared L2 distance of every pair (P values, pair order), when the evaluation was asked to
+    /// keep them (kdtrain's `eval.pairDistances`); absent otherwise and in older reports.
+    public var pairDistances: [Double]? = nil
     /// The training seed of this row, for rows of a multi-seed study.
     public var seed: UInt64? = nil
     /// For rows aggregated over seeds: the number of seeds and the sample std (ddof 1) of their

@@ -35,7 +35,7 @@ public struct StudySummary: Sendable {
                     r.auc = c.map(\.auc).reduce(0, +) / Double(c.count)
                     r.threshold = c.map(\.threshold).reduce(0, +) / Double(c.count)
                     r.seeds = c.count; r.seedStd = c.count > 1 ? acc.std : nil
-                    r.seed = nil; r.foldAccuracies = nil; r.foldThresholds = nil
+                    r.seed = nil; r.foldAccuracies = nil; r.foldThresholds = nil; r.pairDistances = nil
                     out.append(r)
                 }
             }

@@ -188,14 +188,15 @@ public enum Packer {
             (resized > 0 ? " (\(resized) resized)" : "") + ", \(folder.classCount) identities, \(layout.rawValue) layout"
     }
 
-    /// Writes an insightface .bin from any pair source, re-encoding every image as JPEG at `quality`,
-    /// resized to `size` x `size` with `kernel` when `size` is given. Without `size` the images are kept
-    /// as they are, and a non-square image is refused (insightface's loader expects square faces): the
-    /// error names it and asks for `--size`. Nothing is written unless every image is fine. Returns a
-    /// one-line summary.
+    /// Writes an insightface .bin from any pair source, re-encoding every image as JPEG at `quality`
+    /// (or, with `lossless`, as 8-bit RGB PNG, which decodes to exactly the pixels kdtrain read, so the
+    /// .bin evaluates exactly like its source), resized to `size` x `size` with `kernel` when `size` is
+    /// given. Without `size` the images are kept as they are, and a non-square image is refused
+    /// (insightface's loader expects square faces): the error names it and asks for `--size`. Nothing is
+    /// written unless every image is fine. Returns a one-line summary.
     @discardableResult
     public static func bin(from pairs: any PairSet, to path: String, quality: Int = 95, size: Int? = nil,
-                           kernel: ResizeKernel = .bilinear) throws -> String {
+                           kernel: ResizeKernel = .bilinear, lossless: Bool = false) throws -> String {
         var images = [[UInt8]]()
         images.reserveCapacity(2 * pairs.pairCount)
         for j in 0..<(2 * pairs.pairCount) {
@@ -204,9 +205,9 @@ public enum Packer {
             guard img.width == img.height else {
                 throw DataError(.spec, "\(pairs.summary) image \(j)", "is \(img.width)x\(img.height), not square; give --size S to resize every image to SxS")
             }
-            images.append(try ImageCodec.encodeJPEG(img, quality: quality))
+            images.append(lossless ? try ImageCodec.encodePNG(img) : try ImageCodec.encodeJPEG(img, quality: quality))
         }
         try writeFileAtomically(path, PickleBin.write(images: images, issame: pairs.issame))
-        return "wrote \(path): \(pairs.pairCount) pairs (\(pairs.summary))"
+        return "wrote \(path): \(pairs.pairCount) pairs (\(pairs.summary)), " + (lossless ? "PNG (lossless)" : "JPEG quality \(quality)")
     }
 }

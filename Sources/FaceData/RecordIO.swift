@@ -192,7 +192,8 @@ public struct RecordSet: TrainingSet, SkipReporting {
     let file: RecordFile
     /// Byte offset, key and label of each usable image, in key order.
     let offsets: [Int]
-    let keys: [Int]
+    /// The record key of each usable image (its .idx key, or its position when read sequentially).
+    public let keys: [Int]
     public let labels: [Int32]
     public let classCount: Int
     /// Image records left out (path "REC key K").

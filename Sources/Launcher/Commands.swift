@@ -29,6 +29,15 @@ struct RunOptions: ParsableArguments {
 
 /// Runs `body` inside an MPI job with the thread policy applied; maps errors to one line.
 func withJob(_ opts: RunOptions, presets: [String] = [], _ body: (Communicator, RunConfig) throws -> Bool) throws {
+    try withJob(config: opts.config, overrides: presets + opts.overrides,
+                stopNote: "continue with --resume auto --run-dir \(opts.runDir)", body)
+}
+
+/// The same for commands without a run directory. `validateForRanks`: the world size the
+/// configuration is checked for (default: the job's); commands that do not train pass 1, so that
+/// training-only constraints (optim.batch divisible by the ranks) do not refuse them.
+func withJob(config: String?, overrides: [String], stopNote: String, validateForRanks: Int? = nil,
+             _ body: (Communicator, RunConfig) throws -> Bool) throws {
     let comm: Communicator
     do { comm = try Communicator() } catch {
         Communicator.abortJob(message: "MPI initialization failed: \(error)")
@@ -37,12 +46,12 @@ func withJob(_ opts: RunOptions, presets: [String] = [], _ body: (Communicator, 
     // A stop signal that arrives before training starts is kept and honoured at the first step.
     kd_install_stop_handlers()
     do {
-        let cfg = try RunConfig.load(file: opts.config, overrides: presets + opts.overrides)
-        let problems = cfg.problems(worldSize: comm.size)
+        let cfg = try RunConfig.load(file: config, overrides: overrides)
+        let problems = cfg.problems(worldSize: validateForRanks ?? comm.size)
         if !problems.isEmpty { throw ConfigError(problems.map { "invalid option: \($0)" }.joined(separator: "\n")) }
         let finished = try body(comm, cfg)
         if !finished && comm.isRoot {
-            print("kdtrain: stopped by a signal after writing a checkpoint; continue with --resume auto --run-dir \(opts.runDir)")
+            print("kdtrain: stopped by a signal after writing a checkpoint; \(stopNote)")
         }
         try comm.finalize()
         throw ExitCode.success

@@ -65,8 +65,46 @@ public struct ModelIdentity: Sendable, Equatable, Codable {
         return p
     }
 
-    /// 16 hex digits of FNV-1a over the canonical JSON.
+    /// 16 hex digits of FNV-1a over the canonical JSON (`json`, unchanged since the first checkpoints,
+    /// so a model keeps its hash across kdtrain versions).
     public var hash: String { String(format: "%016llx", fnv1a64(json)) }
+
+    /// The JSON stored as the checkpoint's `model` metadata: sorted keys, and every field that is a
+    /// float in PyTorch (dropout) written as a float (`0.0`, not `0`), so that a Python loader that
+    /// builds the network from it gets the types PyTorch uses. Reads back to the same identity;
+    /// checkpoints written with `json` (integer-looking floats) still read.
+    public var metadataJSON: String {
+        let tree = try! JSONSerialization.jsonObject(with: Data(json.utf8))
+        return renderJSON(tree, shape: Checkpoint.identityShape)
+    }
+}
+
+/// Sorted-key compact JSON of a parsed JSON tree, writing the numbers that `shape` says are floats
+/// with a decimal point or exponent (Swift's shortest float32 form, which reads back exactly).
+func renderJSON(_ v: Any, shape: JSONShape) -> String {
+    if JSONShape.isBool(v) { return (v as! NSNumber).boolValue ? "true" : "false" }
+    if v is NSNull { return "null" }
+    var inner = shape
+    if case .optional(let e) = shape { inner = e }
+    if let n = v as? NSNumber {
+        if case .float = inner { return "\(Float(n.doubleValue))" }
+        return (v as? Int).map(String.init) ?? "\(n)"
+    }
+    if let s = v as? String {
+        return String(decoding: try! JSONSerialization.data(withJSONObject: s, options: [.fragmentsAllowed, .withoutEscapingSlashes]), as: UTF8.self)
+    }
+    if let a = v as? [Any] {
+        let e: JSONShape
+        if case .array(let x) = inner { e = x } else { e = .any }
+        return "[" + a.map { renderJSON($0, shape: e) }.joined(separator: ",") + "]"
+    }
+    if let d = v as? [String: Any] {
+        var fields: [String: JSONShape] = [:]
+        if case .object(let f) = inner { fields = f }
+        return "{" + d.keys.sorted().map { k in renderJSON(k, shape: .string) + ":" + renderJSON(d[k]!, shape: fields[k] ?? .any) }
+            .joined(separator: ",") + "}"
+    }
+    return "\(v)"
 }
 
 /// A one-line reason, thrown by helpers that do not know the file.
@@ -214,16 +252,18 @@ public enum Checkpoint {
     static let identityShape = JSONShape(sample: ModelIdentity(network: .tiny, classes: 2, head: ""))
     static let positionShape = JSONShape(sample: TrainingPosition())
 
-    /// Writes `store` (parameters, buffers and, when present, momentum) atomically to `path`.
+    /// Writes `store` (parameters, buffers and, when present and `momentum` is true, momentum)
+    /// atomically to `path`. Checkpoints that training resumes from keep momentum; an averaged
+    /// model has none worth keeping (its optimizer state would be all zeros), so it passes false.
     public static func save(_ store: ParamStore, identity: ModelIdentity, position: TrainingPosition,
-                            extra: [String: String] = [:], to path: String) throws {
+                            extra: [String: String] = [:], momentum: Bool = true, to path: String) throws {
         var tensors: [NamedTensor] = []
         tensors.reserveCapacity(store.entries.count * 2)
         for e in store.entries {
             tensors.append(NamedTensor(name: e.name, shape: e.shape,
                                        values: Array(UnsafeBufferPointer(start: store.pointer(e), count: e.count))))
         }
-        if store.hasGradients {
+        if momentum && store.hasGradients {
             for e in store.entries where e.region == .param {
                 tensors.append(NamedTensor(name: momentumPrefix + e.name, shape: e.shape,
                                            values: Array(UnsafeBufferPointer(start: store.momentum + e.offset, count: e.count))))
@@ -232,7 +272,7 @@ public enum Checkpoint {
         var meta = extra
         meta["format"] = format
         meta["kdtrain_version"] = kdtrainVersion
-        meta["model"] = identity.json
+        meta["model"] = identity.metadataJSON
         meta["model_hash"] = identity.hash
         let enc = JSONEncoder(); enc.outputFormatting = [.sortedKeys]
         meta["position"] = String(decoding: try enc.encode(position), as: UTF8.self)
@@ -248,6 +288,12 @@ public enum Checkpoint {
         public var metadata: [String: String]
         public var identity: ModelIdentity
         public var position: TrainingPosition
+        /// The preprocessing the model was trained with (metadata 'preprocessing'); nil for checkpoints
+        /// written before it was recorded.
+        public var preprocessing: Preprocessing? {
+            guard let s = metadata["preprocessing"] else { return nil }
+            return try? JSONDecoder().decode(Preprocessing.self, from: Data(s.utf8))
+        }
     }
 
     /// Reads and validates the header and metadata of a checkpoint.
@@ -288,6 +334,9 @@ public enum Checkpoint {
             guard t.shape == e.shape else { throw CheckpointError(c.path, "tensor \(e.name) has shape \(t.shape), expected \(e.shape)") }
             if momentum && store.hasGradients && e.region == .param {
                 guard let mt = c.tensors[momentumPrefix + e.name] else {
+                    if c.metadata["averaged_from"] != nil {
+                        throw CheckpointError(c.path, "is an averaged model without optimizer state; training cannot resume from it (resume from a step-*.safetensors checkpoint, or start from it with student.checkpoint)")
+                    }
                     throw CheckpointError(c.path, "missing optimizer state \(momentumPrefix + e.name)")
                 }
                 guard mt.shape == e.shape else { throw CheckpointError(c.path, "tensor \(momentumPrefix + e.name) has shape \(mt.shape), expected \(e.shape)") }

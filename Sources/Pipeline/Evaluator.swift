@@ -34,13 +34,30 @@ public final class Evaluator {
         images = slots.all()
     }
 
-    func kernel(_ s: String) -> ResizeKernel { ResizeKernel(rawValue: s) ?? .bicubic }
-
     /// Embeds this rank's images at `factor`: returns (count, 2E) rows [embedding, mirrored embedding]
     /// (E only when the flip test is off).
     func embedShard(_ model: FaceModel, factor: Float) throws -> [Float] {
+        // Image 2i is the gallery image of pair i and 2i + 1 its probe.
+        Evaluator.embed(images, firstIndex: shard.lowerBound, model: model, config: cfg, factor: factor,
+                        views: cfg.eval.flip ? 2 : 1, probesOnly: cfg.eval.degrade == "probe")
+    }
+
+    /// The evaluation embedding of `images`, shared by `evaluate` and `kdtrain embed` so that both see
+    /// exactly the same network inputs: each image is brought to the network input with `data.resize`,
+    /// optionally mirrored (view 1), down-sampled by `factor` with `eval.down` and up-sampled back with
+    /// `eval.up`, blurred by `eval.blur` when set, normalized (x/255 - 0.5) / 0.5, and embedded in
+    /// batches of `eval.batch` (inference-mode batch norm).
+    /// - Parameters:
+    ///   - images: the images, whose global indices are `firstIndex`, `firstIndex + 1`, ...;
+    ///   - views: 1 (the image) or 2 (the image and its mirror);
+    ///   - probesOnly: degrade only images of odd global index (the probe of each pair), keep the others at x1;
+    ///   - inputs: called after each batch is prepared with (view, first image of the batch, batch size, the
+    ///     (n, 3, S, S) network input); nil when not needed.
+    /// - Returns: (images.count, views * E) rows [embedding of view 0, embedding of view 1].
+    static func embed(_ images: [FaceImage], firstIndex lo: Int, model: FaceModel, config cfg: RunConfig, factor: Float,
+                      views: Int, probesOnly: Bool,
+                      inputs: ((_ view: Int, _ start: Int, _ count: Int, _ pixels: UnsafePointer<Float>) -> Void)? = nil) -> [Float] {
         let side = model.net.config.inputSize, E = model.net.config.embeddingSize
-        let views = cfg.eval.flip ? 2 : 1
         let width = views * E
         var out = [Float](repeating: 0, count: images.count * width)
         let bs = max(1, cfg.eval.batch), ss = 3 * side * side
@@ -50,8 +67,6 @@ public final class Evaluator {
         let pipes = (0..<threads).map { _ in SamplePipeline(height: side, width: side, resizeKernel: kernel(cfg.data.resize)) }
         let down = kernel(cfg.eval.down), up = kernel(cfg.eval.up)
         let blur = cfg.eval.blur.map { AxisBlur(sigmaX: $0[0], sigmaY: $0[1], kernel: cfg.eval.blurKernel) }
-        // Image 2i is the gallery image of pair i and 2i + 1 its probe.
-        let probeOnly = cfg.eval.degrade == "probe", lo = shard.lowerBound
         var start = 0
         while start < images.count {
             let n = min(bs, images.count - start)
@@ -62,11 +77,12 @@ public final class Evaluator {
                 nonisolated(unsafe) let ps = pipes
                 DispatchQueue.concurrentPerform(iterations: min(threads, n)) { t in
                     for k in stride(from: t, to: n, by: min(threads, n)) {
-                        let f: Float = probeOnly && (lo + s0 + k) % 2 == 0 ? 1 : factor
+                        let f: Float = probesOnly && (lo + s0 + k) % 2 == 0 ? 1 : factor
                         ps[t].evaluationView(imgs[s0 + k], factor: f, downKernel: down, upKernel: up, flip: v == 1,
                                              blur: blur, into: dst + k * ss)
                     }
                 }
+                inputs?(v, start, n, UnsafePointer(input))
                 model.net.input.loadNCHW(input)
                 model.forward(training: false)
                 for k in 0..<n {
@@ -76,6 +92,30 @@ public final class Evaluator {
             start += n
         }
         return out
+    }
+
+    /// Rows of `rows` ((N, E) row-major) scaled to unit L2 norm in Double: the no-flip evaluation's
+    /// normalization (a zero row stays zero).
+    static func unitRows(_ rows: [Float], dimension E: Int) -> [Double] {
+        var unit = rows.map(Double.init)
+        for r in 0..<(rows.count / max(E, 1)) {
+            var s = 0.0
+            for j in 0..<E { s += unit[r * E + j] * unit[r * E + j] }
+            let inv = 1 / max(s.squareRoot(), 1e-12)
+            for j in 0..<E { unit[r * E + j] *= inv }
+        }
+        return unit
+    }
+
+    static func kernel(_ s: String) -> ResizeKernel { ResizeKernel(rawValue: s) ?? .bicubic }
+
+    /// How `config` degrades images at `factor`, as reports and embedding files state it.
+    public static func degradationDescription(_ cfg: RunConfig, factor: Float) -> String {
+        var desc = factor == 1 ? "none" : "x\(Int(factor)) \(cfg.eval.down) down, \(cfg.eval.up) up"
+        if factor != 1, let b = cfg.eval.blur { desc += ", \(cfg.eval.blurKernel)x\(cfg.eval.blurKernel) blur (\(b[0]), \(b[1]))" }
+        if factor != 1 { desc += cfg.eval.degrade == "probe" ? ", probes only" : ", both images" }
+        desc += cfg.eval.flip ? ", flip test" : ""
+        return desc
     }
 
     /// Evaluates `model` at every factor of `cfg.eval.factors`. Returns the results on rank 0
@@ -88,26 +128,19 @@ public final class Evaluator {
             let all = try comm.gatherEvaluation(local, width: views * E, datasetSize: 2 * pairs.pairCount)
             guard comm.isRoot else { continue }
             let rows = 2 * pairs.pairCount
-            var unit: [Double]
+            let unit: [Double]
             if views == 2 {
                 var a = [Float](repeating: 0, count: rows * E), b = a
                 for r in 0..<rows { for j in 0..<E { a[r * E + j] = all[r * 2 * E + j]; b[r * E + j] = all[r * 2 * E + E + j] } }
                 unit = try VerificationProtocol.flipTestEmbeddings(a, flipped: b, dimension: E)
             } else {
-                unit = all.map(Double.init)
-                for r in 0..<rows {
-                    var s = 0.0
-                    for j in 0..<E { s += unit[r * E + j] * unit[r * E + j] }
-                    let inv = 1 / max(s.squareRoot(), 1e-12)
-                    for j in 0..<E { unit[r * E + j] *= inv }
-                }
+                unit = Evaluator.unitRows(all, dimension: E)
             }
             let m = try VerificationProtocol.evaluate(embeddings: unit, dimension: E, issame: pairs.issame)
-            var desc = f == 1 ? "none" : "x\(Int(f)) \(cfg.eval.down) down, \(cfg.eval.up) up"
-            if f != 1, let b = cfg.eval.blur { desc += ", \(cfg.eval.blurKernel)x\(cfg.eval.blurKernel) blur (\(b[0]), \(b[1]))" }
-            if f != 1 { desc += cfg.eval.degrade == "probe" ? ", probes only" : ", both images" }
-            desc += cfg.eval.flip ? ", flip test" : ""
-            results.append(EvaluationResult(model: name, dataset: datasetName, degradationFactor: Int(f), degradation: desc, metrics: m))
+            var r = EvaluationResult(model: name, dataset: datasetName, degradationFactor: Int(f),
+                                     degradation: Evaluator.degradationDescription(cfg, factor: f), metrics: m)
+            if cfg.eval.pairDistances { r.pairDistances = try VerificationProtocol.squaredDistances(embeddings: unit, dimension: E) }
+            results.append(r)
         }
         return results
     }

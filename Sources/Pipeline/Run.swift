@@ -221,9 +221,13 @@ public final class Run {
         try reestimateBatchNorm(model, data: data, batches: cfg.checkpoints.bnBatches)
         let out = output ?? phaseDir + "/averaged.safetensors"
         if comm.isRoot {
+            // No optimizer state: the averaged model is for evaluation and export, not for resuming.
             try Checkpoint.save(model.store, identity: id, position: first.position,
                                 extra: ["averaged_from": list.map { URL(fileURLWithPath: $0).lastPathComponent }.joined(separator: ","),
-                                        "world_size": String(comm.size), "run_id": first.metadata["run_id"] ?? runID], to: out)
+                                        "world_size": String(comm.size), "run_id": first.metadata["run_id"] ?? runID,
+                                        "phase": first.metadata["phase"] ?? "student", "seed": first.metadata["seed"] ?? String(cfg.seed),
+                                        "preprocessing": first.metadata["preprocessing"] ?? Preprocessing(config: cfg, inputSize: id.network.inputSize).json],
+                                momentum: false, to: out)
         }
         log.say("average: \(list.count) checkpoint(s) -> \(out) (batch-norm statistics re-estimated on \(cfg.checkpoints.bnBatches) batch(es) per rank)")
         log.record(["event": "average", "inputs": list, "output": out])

@@ -136,6 +136,9 @@ public struct RunConfig: Codable, Equatable, Sendable {
         /// `blurKernel`, reflect padding (A-SKD: [0.1, 2.0], 5). null = none.
         public var blur: [Float]? = nil
         public var blurKernel = 5
+        /// Keep the squared L2 distance of every pair in eval/results.json (`pairDistances`, P values
+        /// per model and factor) as well as the per-fold accuracies and thresholds.
+        public var pairDistances = false
     }
     public struct Guard: Codable, Equatable, Sendable {
         /// Stop when more than this many steps had non-finite loss or gradients.

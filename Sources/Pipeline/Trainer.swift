@@ -258,7 +258,8 @@ public final class Trainer {
         if comm.isRoot {
             try Checkpoint.save(store, identity: identity, position: position,
                                 extra: ["world_size": String(comm.size), "phase": role.rawValue, "seed": String(cfg.seed),
-                                        "run_id": runID], to: path)
+                                        "run_id": runID, "preprocessing": Preprocessing(config: cfg, inputSize: model.net.config.inputSize).json],
+                                to: path)
             let all = Checkpoint.list(in: checkpointDir).compactMap { p in Checkpoint.step(ofFile: p).map { ($0, p) } }
             let drop = Set(Checkpoint.toDelete(steps: all.map(\.0), every: cfg.checkpoints.every, keep: cfg.checkpoints.keep))
             for (s, old) in all where drop.contains(s) { try? FileManager.default.removeItem(atPath: old) }

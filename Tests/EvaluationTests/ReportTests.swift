@@ -77,6 +77,25 @@ final class ReportTests: XCTestCase {
         XCTAssertTrue(text.contains("\n  "), "not pretty-printed")
     }
 
+    /// Per-pair distances survive the JSON round trip bit for bit; a report written before they
+    /// existed (no `pairDistances` key) still reads, with none.
+    func testPairDistancesRoundTripAndOlderReportsRead() throws {
+        var report = sampleReport()
+        let d = (0..<6000).map { Double($0) * 0.000_666_7 + 1 / 3.0 }
+        report.results[0].pairDistances = d
+        let url = dir.appendingPathComponent("results.json")
+        try report.writeJSON(to: url)
+        let back = try EvaluationReport.readJSON(from: url)
+        XCTAssertEqual(back.results[0].pairDistances, d)
+        XCTAssertNil(back.results[1].pairDistances)
+        // The same report as an older kdtrain wrote it: no pairDistances anywhere.
+        var old = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+        old["results"] = (old["results"] as! [[String: Any]]).map { var r = $0; r["pairDistances"] = nil; return r }
+        let oldURL = dir.appendingPathComponent("old.json")
+        try JSONSerialization.data(withJSONObject: old).write(to: oldURL)
+        XCTAssert(try EvaluationReport.readJSON(from: oldURL).results.allSatisfy { $0.pairDistances == nil })
+    }
+
     func testAtomicWriteReportsMissingDirectory() {
         let url = dir.appendingPathComponent("no/such/dir/results.json")
         XCTAssertThrowsError(try sampleReport().writeJSON(to: url)) { error in

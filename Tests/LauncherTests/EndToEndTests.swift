@@ -62,6 +62,24 @@ final class EndToEndTests: XCTestCase {
         let again = try ProcessRunner.run(try kdtrain, ranks: nil, ["run", "--run-dir", dir] + tinyRun, timeout: 60)
         XCTAssertNotEqual(again.status, 0)
         XCTAssert(again.stderr.contains("already holds checkpoints"), again.output)
+        // The averaged model carries no (all-zero) optimizer state, and says where it comes from;
+        // the step checkpoints, which runs resume from, keep their momentum.
+        let (avgTensors, avgMeta) = try SafeTensors.read(path: dir + "/student/averaged.safetensors")
+        XCTAssertFalse(avgTensors.contains { $0.name.hasPrefix("optimizer.") }, "averaged.safetensors holds optimizer state")
+        XCTAssertEqual(avgMeta["phase"], "student")
+        XCTAssertEqual(avgMeta["seed"], "1")
+        XCTAssertNotNil(avgMeta["averaged_from"])
+        for path in [dir + "/student/averaged.safetensors"] + Checkpoint.list(in: dir + "/student") + Checkpoint.list(in: dir + "/teacher") {
+            let c = try Checkpoint.read(path)
+            XCTAssertEqual(c.preprocessing?.resize, "bilinear", path)
+            XCTAssertEqual(c.preprocessing?.channels, "RGB", path)
+            XCTAssertEqual(c.preprocessing?.inputSize, 32, path)
+            XCTAssert(c.metadata["model"]?.contains("\"dropout\":0.0") == true, "\(path): \(c.metadata["model"] ?? "")")
+            if !path.hasSuffix("averaged.safetensors") {
+                XCTAssert(c.tensors.keys.contains { $0.hasPrefix("optimizer.momentum.") }, "\(path) lost its momentum")
+                XCTAssertNotNil(c.metadata["phase"], path)
+            }
+        }
         // The checkpoint round trip through the library.
         let last = try XCTUnwrap(Checkpoint.list(in: dir + "/student").last)
         let c = try Checkpoint.read(last)

@@ -107,3 +107,70 @@ final class CheckpointTests: XCTestCase {
         }
     }
 }
+
+/// Checkpoint hygiene for other frameworks: an averaged model without optimizer state, floats
+/// written as floats in the `model` metadata, and older checkpoints still readable.
+final class CheckpointExportTests: XCTestCase {
+    let net = NetworkConfig(inputSize: 16, stemChannels: 8, depths: [1, 1], widths: [16, 32], strides: [1, 2],
+                            cardinality: 4, groupWidth: 2, cbamReduction: 4, cbamKernel: 3, embeddingSize: 16, dropout: 0)
+    var identity: ModelIdentity { ModelIdentity(network: net, classes: 7, head: "arcface(s: 32.0, m: 0.5)") }
+
+    func tempDir() throws -> String {
+        let d = NSTemporaryDirectory() + "kdtrain-ckx-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: d) }
+        return d
+    }
+
+    func size(_ p: String) throws -> Int { try FileManager.default.attributesOfItem(atPath: p)[.size] as! Int }
+
+    func testWithoutMomentumHalfTheSizeAndNotResumable() throws {
+        let dir = try tempDir()
+        let m = FaceModel(config: net, classes: 7, margin: .arcFace(s: 32, m: 0.5), seed: 1, trainable: true)
+        try Checkpoint.save(m.store, identity: identity, position: TrainingPosition(step: 4), to: dir + "/full.safetensors")
+        try Checkpoint.save(m.store, identity: identity, position: TrainingPosition(step: 4), extra: ["averaged_from": "a,b"],
+                            momentum: false, to: dir + "/averaged.safetensors")
+        let (full, _) = try SafeTensors.read(path: dir + "/full.safetensors")
+        let (avg, _) = try SafeTensors.read(path: dir + "/averaged.safetensors")
+        XCTAssert(full.contains { $0.name.hasPrefix("optimizer.momentum.") })
+        XCTAssertFalse(avg.contains { $0.name.hasPrefix("optimizer.") }, "\(avg.map(\.name).filter { $0.hasPrefix("optimizer.") })")
+        XCTAssertEqual(Set(avg.map(\.name)), Set(full.map(\.name).filter { !$0.hasPrefix("optimizer.") }))
+        XCTAssertLessThan(Double(try size(dir + "/averaged.safetensors")), 0.55 * Double(try size(dir + "/full.safetensors")))
+        // Loads for evaluation; refused, naming the file and why, for a resume.
+        let b = FaceModel(config: net, classes: 7, margin: .arcFace(s: 32, m: 0.5), seed: 2, trainable: true)
+        let c = try Checkpoint.read(dir + "/averaged.safetensors")
+        try Checkpoint.load(c, into: b.store, identity: identity, momentum: false)
+        XCTAssertEqual(b.store.checksum(), m.store.checksum())
+        XCTAssertThrowsError(try Checkpoint.load(c, into: b.store, identity: identity, momentum: true)) {
+            XCTAssert("\($0)".contains("averaged.safetensors") && "\($0)".contains("without optimizer state"), "\($0)")
+        }
+    }
+
+    func testModelMetadataWritesFloatsAsFloatsAndOlderFormReads() throws {
+        let dir = try tempDir(), path = dir + "/c.safetensors"
+        var withDropout = net; withDropout.dropout = 0.1
+        for (cfg, text) in [(net, "\"dropout\":0.0"), (withDropout, "\"dropout\":0.1")] {
+            let id = ModelIdentity(network: cfg, classes: 7, head: "arcface(s: 32.0, m: 0.5)")
+            XCTAssert(id.metadataJSON.contains(text), id.metadataJSON)
+            XCTAssert(id.metadataJSON.contains("\"inputSize\":16") && id.metadataJSON.contains("\"depths\":[1,1]"), id.metadataJSON)
+            XCTAssertEqual(try JSONDecoder().decode(ModelIdentity.self, from: Data(id.metadataJSON.utf8)), id)
+            let m = FaceModel(config: cfg, classes: 7, margin: .softmax, seed: 1, trainable: false)
+            try Checkpoint.save(m.store, identity: id, position: TrainingPosition(), to: path)
+            let c = try Checkpoint.read(path)
+            XCTAssertEqual(c.metadata["model"], id.metadataJSON)
+            XCTAssertEqual(c.identity, id)
+            XCTAssertEqual(c.metadata["model_hash"], id.hash)
+        }
+        // The form earlier kdtrain versions wrote ("dropout":0) still reads, to the same identity.
+        XCTAssert(identity.json.contains("\"dropout\":0,") || identity.json.contains("\"dropout\":0}"), identity.json)
+        var (ts, meta) = try SafeTensors.read(path: path)
+        let m = FaceModel(config: net, classes: 7, margin: .softmax, seed: 1, trainable: false)
+        ts = m.store.entries.map { NamedTensor(name: $0.name, shape: $0.shape, values: Array(UnsafeBufferPointer(start: m.store.pointer($0), count: $0.count))) }
+        meta["model"] = identity.json
+        meta["preprocessing"] = nil
+        try SafeTensors.write(ts, metadata: meta, to: path)
+        let old = try Checkpoint.read(path)
+        XCTAssertEqual(old.identity, identity)
+        XCTAssertNil(old.preprocessing)
+    }
+}
