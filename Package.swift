@@ -3,7 +3,9 @@
 //
 // Layout (one concern per target):
 //   CMPI, COpenBLAS, CImage  system-library shims (OpenMPI, OpenBLAS, libjpeg-turbo + libpng)
-//   CKernels                 hot C kernels (im2col, batch norm, pooling, elementwise), no dependencies
+//   KDCore                   what several modules share: atomic file writing, the PRNG, the checksum
+//   CKernels                 hot C kernels (GEMM slicing, im2col, batch norm, pooling, elementwise) over OpenBLAS
+//   CStop                    stop-signal flag (SIGTERM/SIGUSR1/SIGINT) polled at step boundaries
 //   Model                    layers, losses, optimizer over one flat parameter store; knows nothing of MPI
 //   Dist                     the only module that talks to MPI
 //   FaceData                 synthetic faces, image folders, insightface .rec/.idx/.bin, degradations
@@ -31,28 +33,32 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CImage", path: "Sources/CImage", pkgConfig: "libpng16",
                        providers: [.apt(["libturbojpeg0-dev", "libpng-dev"])]),
+        .target(name: "KDCore", path: "Sources/KDCore"),
         .target(name: "CKernels", dependencies: ["COpenBLAS"], path: "Sources/CKernels", cSettings: optimize),
-        .target(name: "Model", dependencies: ["COpenBLAS", "CKernels"], path: "Sources/Model"),
-        .target(name: "Dist", dependencies: ["CMPI"], path: "Sources/Dist"),
-        // mpirun-driven checks and benchmarks for Dist (run by DistTests, exposed for `kdtrain bench`).
+        .target(name: "CStop", path: "Sources/CStop"),
+        .target(name: "Model", dependencies: ["COpenBLAS", "CKernels", "KDCore"], path: "Sources/Model"),
+        .target(name: "Dist", dependencies: ["CMPI", "KDCore"], path: "Sources/Dist"),
+        // Runs kdtrain executables from tests, alone or under a real mpirun, with a hard timeout.
         .target(name: "TestSupport", path: "Sources/TestSupport"),
-        .executableTarget(name: "DistHarness", dependencies: ["Dist"], path: "Sources/DistHarness"),
-        .target(name: "FaceData", dependencies: ["CImage"], path: "Sources/FaceData"),
-        .target(name: "Evaluation", path: "Sources/Evaluation"),
-        .target(name: "Pipeline", dependencies: ["Model", "Dist", "FaceData", "Evaluation", "CKernels"], path: "Sources/Pipeline"),
+        // mpirun-driven checks and benchmarks of Dist, run by DistTests.
+        .executableTarget(name: "DistHarness", dependencies: ["Dist", "KDCore"], path: "Sources/DistHarness"),
+        .target(name: "FaceData", dependencies: ["CImage", "KDCore"], path: "Sources/FaceData"),
+        .target(name: "Evaluation", dependencies: ["KDCore"], path: "Sources/Evaluation"),
+        .target(name: "Pipeline", dependencies: ["Model", "Dist", "FaceData", "Evaluation", "KDCore", "CStop"], path: "Sources/Pipeline"),
         .executableTarget(
             name: "Launcher",
-            dependencies: ["Model", "Dist", "FaceData", "Evaluation", "Pipeline", "CKernels",
+            dependencies: ["Model", "Dist", "FaceData", "Pipeline", "KDCore", "CStop",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/Launcher"),
         // Counts heap allocations for the zero-allocation test (interposes malloc in the test process).
         .target(name: "AllocCounter", path: "Tests/AllocCounter"),
-        .testTarget(name: "ModelTests", dependencies: ["Model", "AllocCounter"], path: "Tests/ModelTests",
+        .testTarget(name: "KDCoreTests", dependencies: ["KDCore"], path: "Tests/KDCoreTests"),
+        .testTarget(name: "ModelTests", dependencies: ["Model", "KDCore", "AllocCounter"], path: "Tests/ModelTests",
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "DistTests", dependencies: ["Dist", "TestSupport"], path: "Tests/DistTests"),
-        .testTarget(name: "FaceDataTests", dependencies: ["FaceData"], path: "Tests/FaceDataTests",
+        .testTarget(name: "DistTests", dependencies: ["Dist", "KDCore", "TestSupport"], path: "Tests/DistTests"),
+        .testTarget(name: "FaceDataTests", dependencies: ["FaceData", "KDCore"], path: "Tests/FaceDataTests",
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation"], path: "Tests/EvaluationTests",
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "KDCore"], path: "Tests/EvaluationTests",
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Model"], path: "Tests/PipelineTests"),
         .testTarget(name: "LauncherTests", dependencies: ["Model", "Pipeline", "Evaluation", "FaceData", "TestSupport"], path: "Tests/LauncherTests"),

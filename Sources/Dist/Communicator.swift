@@ -18,6 +18,7 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import KDCore
 
 /// The thread level Dist asks MPI for. Only the main thread calls MPI (`funneled`), or several
 /// threads call it one at a time (`serialized`).

@@ -13,31 +13,7 @@
 // Resume: the sampler is a function of (seed, epoch, step); a `SamplerPosition` is all that a
 //   checkpoint needs to store.
 
-/// SplitMix64 (Steele, Lea, Flood 2014): a tiny portable PRNG with the same output everywhere.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    public private(set) var state: UInt64
-
-    public init(seed: UInt64) { state = seed }
-
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform integer in 0..<bound without modulo bias (rejection), independent of the
-    /// standard library's algorithm so shuffles are stable across Swift versions.
-    public mutating func uniform(below bound: UInt64) -> UInt64 {
-        precondition(bound > 0)
-        let limit = UInt64.max - UInt64.max % bound
-        while true {
-            let x = next()
-            if x < limit { return x % bound }
-        }
-    }
-}
+import KDCore
 
 /// Where training stands: the next step to run. Store it in checkpoints to resume exactly.
 public struct SamplerPosition: Sendable, Equatable, Hashable, Codable {

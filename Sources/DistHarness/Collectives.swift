@@ -3,6 +3,7 @@
 
 import Dist
 import Foundation
+import KDCore
 
 func runCollectives(_ comm: Communicator, _ options: HarnessOptions) throws {
     let w = comm.size, r = comm.rank

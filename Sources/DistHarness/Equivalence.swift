@@ -11,6 +11,7 @@
 
 import Dist
 import Foundation
+import KDCore
 
 func runEquivalence(_ comm: Communicator, _ options: HarnessOptions) throws {
     let steps = try options.int("steps", 40)

@@ -1,11 +1,7 @@
 // Reports: a Codable collection of results, written as JSON (atomically), a markdown table and an SVG chart.
 
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import KDCore
 
 /// A failure writing or reading a report file.
 public enum ReportError: Error, Equatable, Sendable, CustomStringConvertible {
@@ -95,45 +91,17 @@ public struct EvaluationReport: Codable, Sendable, Equatable {
     public func writeJSON(to url: URL) throws {
         var data = try jsonData()
         data.append(0x0A)
-        try EvaluationReport.writeAtomically(data, to: url)
+        try AtomicFile.write(data, to: url.path)
     }
 
     /// Writes `markdownTables()` atomically.
     public func writeMarkdown(to url: URL) throws {
-        try EvaluationReport.writeAtomically(Data(markdownTables().utf8), to: url)
+        try AtomicFile.write(Data(markdownTables().utf8), to: url.path)
     }
 
     /// Writes `svgChart(dataset:)` atomically.
     public func writeSVG(dataset: String, to url: URL) throws {
-        try EvaluationReport.writeAtomically(Data(svgChart(dataset: dataset).utf8), to: url)
-    }
-
-    /// Replaces `url` by `data` so that a reader sees the old file or the new one, never a torn one:
-    /// write to `.<name>.tmp-<pid>-<random>` beside it, fsync, rename over `url`, fsync the directory.
-    public static func writeAtomically(_ data: Data, to url: URL) throws {
-        let path = url.path
-        let dir = url.deletingLastPathComponent().path
-        let tmp = dir + "/." + url.lastPathComponent + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        func fail(_ call: String, _ p: String) -> ReportError {
-            ReportError.io(path: p, what: "\(call) failed: \(String(cString: strerror(errno)))")
-        }
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0o644)
-        guard fd >= 0 else { throw fail("open", tmp) }
-        var ok = true
-        data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
-            var off = 0
-            while off < raw.count {
-                let n = write(fd, raw.baseAddress! + off, raw.count - off)
-                if n < 0 { if errno == EINTR { continue }; ok = false; return }
-                off += n
-            }
-        }
-        if !ok { let e = fail("write", tmp); close(fd); unlink(tmp); throw e }
-        if fsync(fd) != 0 { let e = fail("fsync", tmp); close(fd); unlink(tmp); throw e }
-        if close(fd) != 0 { let e = fail("close", tmp); unlink(tmp); throw e }
-        if rename(tmp, path) != 0 { let e = fail("rename", path); unlink(tmp); throw e }
-        let dfd = open(dir, O_RDONLY)
-        if dfd >= 0 { _ = fsync(dfd); close(dfd) }
+        try AtomicFile.write(Data(svgChart(dataset: dataset).utf8), to: url.path)
     }
 
     // MARK: Markdown

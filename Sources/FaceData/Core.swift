@@ -3,6 +3,7 @@
 // Legend: H height, W width, C channels (always 3, RGB). An 8-bit image is stored interleaved
 // (H, W, C); float images handed to the trainer are planar (C, H, W), batches (N, C, H, W).
 import Foundation
+import KDCore
 
 /// Every failure caused by bad input (a malformed spec, a missing or corrupt file). One line,
 /// naming the file or field; library code throws these and never traps on bad input.
@@ -131,34 +132,3 @@ func readPrefix(_ path: String, _ n: Int) throws -> [UInt8] {
     do { return [UInt8](try h.read(upToCount: n) ?? Data()) } catch { throw DataError(.io, path, "cannot be read") }
 }
 
-/// Writes `bytes` atomically: a temporary file next to `path`, fsync, then rename over `path`.
-public func writeFileAtomically(_ path: String, _ bytes: [UInt8]) throws {
-    try writeFileAtomically(path) { fd in
-        try bytes.withUnsafeBytes { try writeAll(fd, $0, path) }
-    }
-}
-
-/// Atomic write with a streaming body: `body` gets the descriptor of the temporary file.
-public func writeFileAtomically(_ path: String, _ body: (Int32) throws -> Void) throws {
-    let dir = (path as NSString).deletingLastPathComponent
-    let tmp = (dir.isEmpty ? "." : dir) + "/.\((path as NSString).lastPathComponent).tmp.\(getpid())"
-    let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    guard fd >= 0 else { throw DataError(.io, path, "cannot create temporary file \(tmp): \(String(cString: strerror(errno)))") }
-    do {
-        try body(fd)
-        guard fsync(fd) == 0 else { throw DataError(.io, path, "fsync failed: \(String(cString: strerror(errno)))") }
-        close(fd)
-        guard rename(tmp, path) == 0 else { throw DataError(.io, path, "rename failed: \(String(cString: strerror(errno)))") }
-    } catch {
-        close(fd); unlink(tmp); throw error
-    }
-}
-
-func writeAll(_ fd: Int32, _ buf: UnsafeRawBufferPointer, _ path: String) throws {
-    var off = 0
-    while off < buf.count {
-        let n = write(fd, buf.baseAddress! + off, buf.count - off)
-        if n < 0 { if errno == EINTR { continue }; throw DataError(.io, path, "write failed: \(String(cString: strerror(errno)))") }
-        off += n
-    }
-}

@@ -15,6 +15,7 @@
 //
 // Training sources: synthetic, folder, rec. Verification sources: synthetic, folder, bin, pairs.
 import Foundation
+import KDCore
 
 public enum DataSource: Equatable, Sendable, CustomStringConvertible {
     case synthetic(SyntheticConfig)
@@ -181,7 +182,7 @@ public enum Packer {
             }
             return (Int(folder.labels[i]), try ImageCodec.encodeJPEG(img, quality: quality))
         }
-        try writeFileAtomically(dir + "/property", Array("\(folder.classCount),\(outSize.height),\(outSize.width)\n".utf8))
+        try AtomicFile.write(Array("\(folder.classCount),\(outSize.height),\(outSize.width)\n".utf8), to: dir + "/property")
         try folder.writeLabels(to: dir + "/labels.tsv")
         let resized = folder.sizes.filter { $0 != outSize }.count
         return "wrote \(rec), \(idx), \(dir)/property and \(dir)/labels.tsv: \(folder.count) images of \(outSize.width)x\(outSize.height)" +
@@ -207,7 +208,7 @@ public enum Packer {
             }
             images.append(lossless ? try ImageCodec.encodePNG(img) : try ImageCodec.encodeJPEG(img, quality: quality))
         }
-        try writeFileAtomically(path, PickleBin.write(images: images, issame: pairs.issame))
+        try AtomicFile.write(PickleBin.write(images: images, issame: pairs.issame), to: path)
         return "wrote \(path): \(pairs.pairCount) pairs (\(pairs.summary)), " + (lossless ? "PNG (lossless)" : "JPEG quality \(quality)")
     }
 }

@@ -1,5 +1,6 @@
 // Raw array export, for checking a data source with another framework (scripts/data_learnability.py).
 import Foundation
+import KDCore
 
 public enum RawExport {
     /// Writes, atomically, little-endian raw arrays to `dir`:
@@ -22,15 +23,15 @@ public enum RawExport {
             hr.append(contentsOf: batch.hr.prefix(idx.count * batch.sampleSize)); labels.append(contentsOf: batch.labels.prefix(idx.count))
         }
         func bytes<T>(_ a: [T]) -> [UInt8] { a.withUnsafeBytes { Array($0) } }
-        try writeFileAtomically(dir + "/train.f32", bytes(hr))
-        try writeFileAtomically(dir + "/train.i32", bytes(labels))
+        try AtomicFile.write(bytes(hr), to: dir + "/train.f32")
+        try AtomicFile.write(bytes(labels), to: dir + "/train.i32")
         let loader = PairImageLoader(pairs: pairs, height: config.height, width: config.width, resizeKernel: config.resizeKernel,
                                      downKernel: config.degradation.downKernel, upKernel: config.degradation.upKernel, threads: config.threads)
         for f in factors {
             let name = f == f.rounded() ? "\(Int(f))" : "\(f)"
-            try writeFileAtomically(dir + "/pairs_x\(name).f32", bytes(try loader.loadAll(factor: f)))
+            try AtomicFile.write(bytes(try loader.loadAll(factor: f)), to: dir + "/pairs_x\(name).f32")
         }
-        try writeFileAtomically(dir + "/issame.u8", pairs.issame.map { $0 ? 1 : 0 })
+        try AtomicFile.write(pairs.issame.map { $0 ? 1 : 0 }, to: dir + "/issame.u8")
         return "exported \(n) training images (\(training.classCount) ids) and \(pairs.pairCount) pairs at x\(factors) to \(dir)"
     }
 }

@@ -18,6 +18,7 @@
 // folder's most common size are listed in the scan report: the loader stretches them to the input size.
 import Dispatch
 import Foundation
+import KDCore
 
 func sortedNames(_ names: [String]) -> [String] { names.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) } }
 
@@ -67,7 +68,7 @@ extension SkipReporting {
         func clean(_ s: String) -> String { String(s.map { $0 == "\t" || $0 == "\n" || $0 == "\r" ? " " : $0 }) }
         var text = "path\tkind\treason\n"
         for s in skipped { text += "\(clean(s.path))\t\(s.kind.rawValue)\t\(clean(s.reason))\n" }
-        try writeFileAtomically(path, Array(text.utf8))
+        try AtomicFile.write(Array(text.utf8), to: path)
     }
 }
 
@@ -263,6 +264,6 @@ public struct ImageFolder: TrainingSet, SkipReporting {
     /// Writes "label<TAB>folder name" lines, atomically, so a run's labels can be reproduced.
     public func writeLabels(to path: String) throws {
         let text = classNames.enumerated().map { "\($0.offset)\t\($0.element)\n" }.joined()
-        try writeFileAtomically(path, Array(text.utf8))
+        try AtomicFile.write(Array(text.utf8), to: path)
     }
 }

@@ -9,6 +9,7 @@
 // then the encoded image.
 import Dispatch
 import Foundation
+import KDCore
 
 public enum RecordIO {
     public static let magic: UInt32 = 0xced7230a
@@ -329,10 +330,10 @@ extension RecordIO {
                              count: Int, item: (Int) throws -> (label: Int, image: [UInt8])) throws {
         var lines = [String]()
         var offset = 0
-        try writeFileAtomically(rec) { fd in
+        try AtomicFile.write(to: rec) { fd in
             func emit(_ key: Int, _ payload: [UInt8]) throws {
                 let f = frame(payload)
-                try f.withUnsafeBytes { try writeAll(fd, $0, rec) }
+                try f.withUnsafeBytes { try AtomicFile.writeAll(fd, $0, path: rec) }
                 lines.append("\(key)\t\(offset)"); offset += f.count
             }
             var ranges = [(Int, Int)](), prevLabel = -1
@@ -357,6 +358,6 @@ extension RecordIO {
                 try emit(0, pack(Header(label: 0, id: 0, labels: [Float(n + 1), Float(n + 1 + k)]), []))
             }
         }
-        try writeFileAtomically(idx, Array(lines.map { $0 + "\n" }.joined().utf8))
+        try AtomicFile.write(Array(lines.map { $0 + "\n" }.joined().utf8), to: idx)
     }
 }

@@ -5,6 +5,7 @@ import Dist
 import FaceData
 import Foundation
 import Model
+import KDCore
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -80,7 +81,7 @@ extension Bench {
             loss.attention = AttentionDistillConfig(stages: Array(0..<sc.depths.count), channel: sc.widths == tc.widths)
             let step = DistillationStep(student: s, teacher: t, loss: loss)
             step.plan(batch: batch)
-            var rng = Model.SplitMix64(seed: 3 &+ UInt64(comm.rank))
+            var rng = SplitMix64(seed: 3 &+ UInt64(comm.rank))
             let img = (0..<(batch * 3 * sc.inputSize * sc.inputSize)).map { _ in Float(rng.nextUnit()) * 2 - 1 }
             let labels = (0..<batch).map { _ in Int32(rng.next() % UInt64(classes)) }
             img.withUnsafeBufferPointer { s.net.input.loadNCHW($0.baseAddress!); t.net.input.loadNCHW($0.baseAddress!) }
@@ -166,7 +167,7 @@ struct BenchReport {
         let memory = (student: Double(m1 - m0), teacher: Double(ActivationMemory.bytes - m1),
                       parameters: Double(4 * (3 * s.store.paramCount + t.store.paramCount)))
         let sgd = SGD(store: s.store, config: SGDConfig())
-        var rng = Model.SplitMix64(seed: 3)
+        var rng = SplitMix64(seed: 3)
         let img = (0..<(batch * 3 * sc.inputSize * sc.inputSize)).map { _ in Float(rng.nextUnit()) * 2 - 1 }
         let labels = (0..<batch).map { _ in Int32(rng.next() % UInt64(classes)) }
         img.withUnsafeBufferPointer { s.net.input.loadNCHW($0.baseAddress!); t.net.input.loadNCHW($0.baseAddress!) }

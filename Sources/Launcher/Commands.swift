@@ -3,7 +3,7 @@
 // error to one line and a non-zero exit: with several ranks, the failing rank aborts the job
 // with its message instead of leaving the others waiting in a collective.
 import ArgumentParser
-import CKernels
+import CStop
 import Dist
 import Foundation
 import Model

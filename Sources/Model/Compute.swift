@@ -2,6 +2,7 @@
 import COpenBLAS
 import CKernels
 import Foundation
+import KDCore
 
 public enum Compute {
     /// Sets the threads kdtrain's kernels use (>= 1). Every kernel, GEMM included (`kd_sgemm`

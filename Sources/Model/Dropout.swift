@@ -6,6 +6,7 @@
 // `step` by one. Give each replica its own `seed` (e.g. base seed ^ rank) so masks differ.
 // backward uses the mask saved by the last training forward: dx += dy * mask.
 import CKernels
+import KDCore
 
 public final class Dropout: Layer {
     public let p: Float

@@ -1,4 +1,6 @@
 import Foundation
+import KDCore
+import CKernels
 
 // The flat parameter store: every trainable parameter of a network lives in one contiguous
 // buffer `params` (P floats), with `grads` and `momentum` in the same layout, and every
@@ -131,51 +133,25 @@ public final class ParamStore {
         }
     }
 
+    /// Multiplies every gradient by `factor` (the mean over accumulated micro-batches).
+    public func scaleGradients(by factor: Float) {
+        if hasGradients { kd_scale(grads, paramCount, factor) }
+    }
+
     /// Zeroes all gradients (once per step).
     public func zeroGrad() {
         if hasGradients { grads.update(repeating: 0, count: paramCount) }
     }
 
-    /// A 64-bit FNV-1a checksum of the parameter bytes (and the momentum and buffer bytes when
-    /// asked): equal stores give equal sums. Data-parallel replicas agree on parameters and
-    /// momentum after every step, but per-rank batch-norm running statistics (buffers) only after
-    /// they are averaged across ranks.
+    /// The replica checksum (`ReplicaChecksum`, exact over bit patterns) of the parameters, and of
+    /// the momentum and buffers when asked: equal stores give equal sums. Data-parallel replicas
+    /// agree on all three after every step (batch-norm running statistics are averaged across
+    /// ranks every step), which `Communicator.verifyReplicas` checks.
     public func checksum(includeMomentum: Bool = false, includeBuffers: Bool = true) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        func mix(_ p: UnsafeMutablePointer<Float>, _ n: Int) {
-            let raw = UnsafeRawPointer(p).assumingMemoryBound(to: UInt32.self)
-            for i in 0..<n { h = (h ^ UInt64(raw[i])) &* 0x100_0000_01b3 }
-        }
-        mix(params, paramCount)
-        if includeMomentum && hasGradients { mix(momentum, paramCount) }
-        if includeBuffers { mix(buffers, bufferCount) }
-        return h
-    }
-}
-
-/// Stable 64-bit FNV-1a of a string (Swift's `hashValue` is randomized per process).
-public func fnv1a64(_ s: String) -> UInt64 {
-    var h: UInt64 = 0xcbf2_9ce4_8422_2325
-    for b in s.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-    return h
-}
-
-/// SplitMix64: a small, fast, portable PRNG whose whole state is one UInt64 (easy to checkpoint).
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    public var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9e37_79b9_7f4a_7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1).
-    public mutating func nextUnit() -> Double { Double(next() >> 11) * 0x1.0p-53 }
-    /// Standard normal (Box-Muller).
-    public mutating func nextGaussian() -> Double {
-        let u1 = max(nextUnit(), 1e-300), u2 = nextUnit()
-        return (-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2)
+        var c = ReplicaChecksum()
+        c.combine(params, count: paramCount)
+        if includeMomentum && hasGradients { c.combine(momentum, count: paramCount) }
+        if includeBuffers { c.combine(buffers, count: bufferCount) }
+        return c.value
     }
 }

@@ -6,6 +6,7 @@
 // then the data section; offsets are relative to it, in order, non-overlapping, and cover it
 // exactly. Only F32 (and I64/I32/U8 read as raw bytes) are produced by kdtrain.
 import Foundation
+import KDCore
 
 /// A failure reading or writing a safetensors file; `description` is one line naming the file.
 public struct SafeTensorsError: Error, CustomStringConvertible {
@@ -157,35 +158,5 @@ public enum SafeTensors {
     /// the folder. A crash leaves either the old file or the new one, never a torn one.
     public static func write(_ tensors: [NamedTensor], metadata: [String: String] = [:], to path: String) throws {
         try AtomicFile.write(encode(tensors, metadata: metadata), to: path)
-    }
-}
-
-/// Atomic file replacement (temporary file + fsync + rename + directory fsync).
-public enum AtomicFile {
-    public static func write(_ data: Foundation.Data, to path: String) throws {
-        let url = URL(fileURLWithPath: path)
-        let dir = url.deletingLastPathComponent().path
-        let tmp = dir + "/." + url.lastPathComponent + ".tmp-\(getpid())"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw SafeTensorsError(path, "cannot create \(tmp): \(String(cString: strerror(errno)))") }
-        var ok = true
-        var err = ""
-        data.withUnsafeBytes { raw in
-            var off = 0
-            while off < raw.count {
-                let n = Foundation.write(fd, raw.baseAddress! + off, raw.count - off)
-                if n <= 0 { ok = false; err = String(cString: strerror(errno)); break }
-                off += n
-            }
-        }
-        if ok && fsync(fd) != 0 { ok = false; err = "fsync: " + String(cString: strerror(errno)) }
-        close(fd)
-        guard ok else { unlink(tmp); throw SafeTensorsError(path, "write failed: \(err)") }
-        guard rename(tmp, path) == 0 else {
-            let e = String(cString: strerror(errno)); unlink(tmp)
-            throw SafeTensorsError(path, "rename failed: \(e)")
-        }
-        let dfd = open(dir, O_RDONLY)
-        if dfd >= 0 { _ = fsync(dfd); close(dfd) }
     }
 }

@@ -3,6 +3,7 @@
 // "optimizer.momentum.<name>" for SGD momentum; the metadata holds the training position.
 import Foundation
 import Model
+import KDCore
 
 /// A checkpoint problem, one line naming the file.
 public struct CheckpointError: Error, CustomStringConvertible {

@@ -21,6 +21,7 @@ import Evaluation
 import FaceData
 import Foundation
 import Model
+import KDCore
 
 /// The images of an embedding job in output order, with their names.
 public struct EmbeddingImages: Sendable {

@@ -10,12 +10,13 @@
 // Resume: with `resume: .auto` each phase continues from its latest checkpoint (a finished phase
 // is loaded, not retrained); without it, a run directory that already holds checkpoints is
 // refused, so earlier results are never overwritten.
-import CKernels
+import CStop
 import Dist
 import Evaluation
 import FaceData
 import Foundation
 import Model
+import KDCore
 
 public enum ResumeMode: Equatable, Sendable {
     case none, auto

@@ -1,6 +1,7 @@
 // The run directory: its creation, its lock, its clean-up after a kill; its metrics log (JSON
 // lines) and rank-0 printing.
 import Foundation
+import KDCore
 
 /// Rank 0's hold on a run directory, for the whole process.
 ///
@@ -71,13 +72,8 @@ public enum RunDirectory {
         held.fds[key] = fd
     }
 
-    /// Whether `name` is a temporary of an atomic write (`AtomicFile`: `.<name>.tmp-<pid>`;
-    /// `EvaluationReport.writeAtomically`: `.<name>.tmp-<pid>-<random>`).
-    public static func isTemporary(_ name: String) -> Bool {
-        guard name.hasPrefix("."), let r = name.range(of: ".tmp-", options: .backwards), r.lowerBound > name.index(after: name.startIndex) else { return false }
-        let tail = name[r.upperBound...].split(separator: "-", omittingEmptySubsequences: false)
-        return (1...2).contains(tail.count) && tail.allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }
-    }
+    /// Whether `name` is a temporary of an atomic write (see `AtomicFile.isTemporary`).
+    public static func isTemporary(_ name: String) -> Bool { AtomicFile.isTemporary(name) }
 
     /// Removes the temporaries a killed job left in `dir` and its immediate subdirectories; call
     /// with the lock held (no live job is writing them then). Returns the removed paths.

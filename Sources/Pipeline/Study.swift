@@ -6,11 +6,12 @@
 //   RUN/eval/<name>.json, <name>.md, <name>.svg      rows aggregated over seeds (chart with seed spread)
 //   RUN/eval/<name>-seeds.json                       every per-seed row, with its fold accuracies
 //   RUN/report.md
-import CKernels
+import CStop
 import Evaluation
 import FaceData
 import Model
 import Foundation
+import KDCore
 
 /// One student of a study: its label in tables, its folder name and its configuration.
 public struct StudyVariant {

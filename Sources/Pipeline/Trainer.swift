@@ -6,7 +6,7 @@
 // gradients across ranks while backward runs; then every rank applies the same SGD update, so
 // replicas stay bitwise identical (checked by checksum every `dist.checkEvery` steps and before
 // each checkpoint). Rank 0 logs and writes checkpoints.
-import CKernels
+import CStop
 import Dist
 import FaceData
 import Foundation
@@ -175,7 +175,7 @@ public final class Trainer {
                 local.attentionTransfer += out.attentionTransfer; local.embedding += out.embedding; local.total += out.total
             }
             if c.optim.accumulate > 1 {   // the loss is the mean over micro-batches
-                kd_scale(store.grads, store.paramCount, 1 / Float(c.optim.accumulate))
+                store.scaleGradients(by: 1 / Float(c.optim.accumulate))
             }
             try reducer.finish()
             // Gradients are now identical on every rank, so this decision is too.

@@ -3,6 +3,7 @@
 
 import Dist
 import XCTest
+import KDCore
 
 final class SamplerTests: XCTestCase {
     func testSplitMix64MatchesReferenceOutput() {

@@ -1,5 +1,6 @@
 // Report outputs: JSON round trip and atomic writes, markdown table round trip, SVG well-formedness.
 import Evaluation
+import KDCore
 import Foundation
 #if canImport(FoundationXML)
 import FoundationXML
@@ -99,9 +100,9 @@ final class ReportTests: XCTestCase {
     func testAtomicWriteReportsMissingDirectory() {
         let url = dir.appendingPathComponent("no/such/dir/results.json")
         XCTAssertThrowsError(try sampleReport().writeJSON(to: url)) { error in
-            guard case .io(let path, let what)? = error as? ReportError else { return XCTFail("\(error)") }
-            XCTAssertTrue(path.contains("no/such/dir"), path)
-            XCTAssertTrue(what.hasPrefix("open failed"), what)
+            guard let e = error as? AtomicWriteError else { return XCTFail("\(error)") }
+            XCTAssertEqual(e.path, url.path)
+            XCTAssertTrue(e.what.contains("No such file or directory"), e.what)
         }
     }
 

@@ -1,6 +1,7 @@
 import FaceData
 import Foundation
 import XCTest
+import KDCore
 
 final class PickleTests: XCTestCase {
     struct Meta: Decodable { var issame: [Bool]; var sizes: [Int]; var first_pixels: [[Int]] }
@@ -52,7 +53,7 @@ final class PickleTests: XCTestCase {
         guard let py else { throw XCTSkip("no python3") }
         let dir = try tempDir(self)
         let imgs: [[UInt8]] = [[1, 2], [3], Array(repeating: 7, count: 300), []]
-        try writeFileAtomically(dir + "/w.bin", PickleBin.write(images: imgs, issame: [false, true]))
+        try AtomicFile.write(PickleBin.write(images: imgs, issame: [false, true]), to: dir + "/w.bin")
         let p = Process()
         p.executableURL = URL(fileURLWithPath: py)
         p.arguments = ["-c", "import pickle,sys; b,s=pickle.load(open(sys.argv[1],'rb')); assert b==[b'\\x01\\x02',b'\\x03',b'\\x07'*300,b''] and s==[False,True], (b,s); print('ok')", dir + "/w.bin"]

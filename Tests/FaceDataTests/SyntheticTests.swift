@@ -1,6 +1,7 @@
 import FaceData
 import Foundation
 import XCTest
+import KDCore
 
 final class SyntheticTests: XCTestCase {
     func testDeterministicAndDistinct() throws {
@@ -59,7 +60,7 @@ final class SyntheticTests: XCTestCase {
                 for y in 0..<112 { for x in 0..<112 { for c in 0..<3 {
                     grid.pixels[((id * 112 + y) * 896 + v * 112 + x) * 3 + c] = im.pixels[(y * 112 + x) * 3 + c] } } }
             } }
-            try writeFileAtomically(dir + "/synthetic.png", try ImageCodec.encodePNG(grid))
+            try AtomicFile.write(try ImageCodec.encodePNG(grid), to: dir + "/synthetic.png")
         }
     }
 }

@@ -4,6 +4,7 @@
 import XCTest
 import CKernels
 import Model
+import KDCore
 
 final class FusedKernelTests: XCTestCase {
     override func tearDown() { Compute.setThreads(1) }

@@ -5,6 +5,7 @@
 import XCTest
 import CKernels
 import Model
+import KDCore
 
 final class GemmTests: XCTestCase {
     override func tearDown() { Compute.setThreads(1) }

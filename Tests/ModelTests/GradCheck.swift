@@ -1,6 +1,7 @@
 // Finite-difference gradient checking shared by the layer and loss tests.
 import XCTest
 import Model
+import KDCore
 
 /// Deterministic test values.
 struct TestRNG {

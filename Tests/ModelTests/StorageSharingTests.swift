@@ -5,6 +5,7 @@
 // batch shape would show up as a difference).
 import XCTest
 import Model
+import KDCore
 
 final class StorageSharingTests: XCTestCase {
     /// Two stages, two blocks each (identity and downsampling shortcuts, lent and kept outputs).

@@ -6,6 +6,7 @@ import XCTest
 import AllocCounter
 import CKernels
 import Model
+import KDCore
 
 final class ZeroAllocationTests: XCTestCase {
     override func tearDown() { Compute.setThreads(1) }

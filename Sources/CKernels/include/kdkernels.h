@@ -151,12 +151,6 @@ void kd_scale(float *x, long n, float a);
 /// 1 when the CPU executes AVX2 and FMA instructions (x86 only).
 int kd_cpu_supports_avx2_fma(void);
 
-// ---- stop signals (SIGTERM, SIGUSR1) ------------------------------------------------------------
-/// Installs handlers that record SIGTERM/SIGUSR1 instead of terminating.
-void kd_install_stop_handlers(void);
-/// The signal number received since the last clear (0 = none).
-int kd_stop_requested(void);
-void kd_clear_stop_request(void);
 // ---- loss and margin-head kernels (owner: losses; implemented in softmax_loss.c) -----------
 // Row-major (N, K) logits; rows split into fixed blocks on the worker pool; sums in double,
 // independent of the thread count. Gradients are ADDED.

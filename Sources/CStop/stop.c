@@ -1,7 +1,7 @@
 // Stop requests from the scheduler: SIGTERM (Slurm time limit, scontrol requeue, preemption) and
 // SIGUSR1 (#SBATCH --signal) set a flag that the training loop polls at step boundaries; so does
 // SIGINT (Ctrl-C), and a second Ctrl-C ends the process at once.
-#include "kdkernels.h"
+#include "kdstop.h"
 #include <signal.h>
 #include <string.h>
 

@@ -1,7 +1,6 @@
 // The replica checksum sees any one-ulp change anywhere, including the tail after the 8-float blocks.
-
-import Dist
 import XCTest
+import KDCore
 
 final class ReplicaChecksumTests: XCTestCase {
     func testChecksumDetectsEverySingleUlpChange() {
