@@ -39,7 +39,7 @@ let package = Package(
         .executableTarget(name: "DistHarness", dependencies: ["Dist"], path: "Sources/DistHarness"),
         .target(name: "FaceData", dependencies: ["CImage"], path: "Sources/FaceData"),
         .target(name: "Evaluation", path: "Sources/Evaluation"),
-        .target(name: "Pipeline", dependencies: ["Model", "Dist", "FaceData", "Evaluation", "CKernels"], path: "Sources/Pipeline"),
+        .target(name: "Pipeline", dependencies: ["Model", "Dist", "FaceData", "Evaluation", "CKernels", "COpenBLAS"], path: "Sources/Pipeline"),
         .executableTarget(
             name: "Launcher",
             dependencies: ["Model", "Dist", "FaceData", "Evaluation", "Pipeline", "CKernels",
