@@ -27,6 +27,11 @@ public struct IdentificationMetrics: Sendable, Equatable, Codable {
     public var cmc: [Double]
     /// The rank of the first correct gallery image of each probe, in 1...Ng (see the protocol).    (Np)
     public var probeRanks: [Int]
+
+    public init(probes: Int, galleryImages: Int, distractors: Int, galleryIdentities: Int, ranks: [Int], cmc: [Double], probeRanks: [Int]) {
+        self.probes = probes; self.galleryImages = galleryImages; self.distractors = distractors
+        self.galleryIdentities = galleryIdentities; self.ranks = ranks; self.cmc = cmc; self.probeRanks = probeRanks
+    }
 }
 
 /// Closed-set identification as TinyFace reports it: every probe is compared with every gallery image (the
