@@ -172,7 +172,8 @@ public struct ListPairSet: PairSet {
         guard let text = String(validating: bytes, as: UTF8.self) else { throw DataError(.format, list, "not UTF-8 text") }
         var paths = [String]()
         let fm = FileManager.default
-        for (ln, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // "\r\n" is one Character in Swift: split on it too (Windows line ends), keeping line numbers.
+        for (ln, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).enumerated() {
             let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
             let f = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
             if f.isEmpty { continue }
