@@ -82,7 +82,13 @@ extension EvaluationReport {
             out += "\n## \(Self.openSetHeading)\(dataset)\n\n"
             out += "TAR (%) at each FAR over \(rows.first!.positives) positive and \(rows.first!.negatives) negative pairs (threshold: the smallest "
                 + "whose FAR on the negatives is <= the target, accept score > threshold), and ROC AUC (%); protocol: "
-                + uniqueInOrder(rows.map(\.protocolName)).joined(separator: "; ") + ".\n\n"
+                + uniqueInOrder(rows.map(\.protocolName)).joined(separator: "; ") + "."
+            let unresolved = rows.first!.points.filter { $0.falseAcceptsAllowed == 0 }.map { farText($0.farTarget) }
+            if !unresolved.isEmpty {
+                out += " FAR \(unresolved.joined(separator: ", ")) is below 1/\(rows.first!.negatives), the resolution of the negative pairs: "
+                    + "there the threshold is the largest negative score (no false accept allowed)."
+            }
+            out += "\n\n"
             out += "| Model | Factor |" + fars.map { " TAR@FAR=\(farText($0)) |" }.joined() + " AUC |\n"
             out += "|:---|---:|" + String(repeating: "---:|", count: fars.count + 1) + "\n"
             for r in sorted(rows) {

@@ -20,10 +20,10 @@ extension RunConfig.Eval {
     var protocolProblems: [String] {
         var p: [String] = []
         if let s = identification {
-            do { _ = try IdentificationSet.folders(spec: s) } catch { p.append("eval.identification: \(error)") }
+            do { _ = try IdentificationSet.folders(spec: s) } catch { p.append("\(error)") }
         }
         if let s = survface {
-            do { _ = try ListPairSet.lists(spec: s) } catch { p.append("eval.survface: \(error)") }
+            do { _ = try ListPairSet.lists(spec: s) } catch { p.append("\(error)") }
         }
         return p
     }

@@ -173,6 +173,7 @@ final class ProtocolReportTests: XCTestCase {
         XCTAssert(md.contains("## Open-set verification (TAR@FAR): SurvFace\n"), md)
         XCTAssert(md.contains("| Model | Factor | TAR@FAR=0.3 | TAR@FAR=0.1 | TAR@FAR=0.01 | TAR@FAR=0.001 | AUC |\n"), md)
         XCTAssert(md.contains("| A | x1 | 50.00 | 25.00 | 25.00 | 25.00 | 62.50 |\n"), md)
+        XCTAssert(md.contains("FAR 0.1, 0.01, 0.001 is below 1/4, the resolution of the negative pairs"), md)
         // The verification parser reads only the verification cells.
         let cells = try EvaluationReport.parseMarkdownTables(md)
         XCTAssertEqual(cells, [AccuracyCell(dataset: "lfw", model: "A", degradationFactor: 1, accuracyPercent: 90, stdPercent: 1)])
