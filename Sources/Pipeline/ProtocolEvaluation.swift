@@ -37,11 +37,6 @@ extension RunConfig.Eval {
     }
 }
 
-/// Cosine scores of a block of probes against the gallery by one DGEMM (out = P G^T): the same dot
-/// products as `IdentificationProtocol.loopScores`, summed in BLAS's order.
-let blasScores: IdentificationProtocol.ScoreBlock = { p, np, g, ng, e, out in
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(np), Int32(ng), Int32(e), 1, p, Int32(e), g, Int32(e), 0, out, Int32(ng))
-}
 
 /// Closed-set identification of models on one `IdentificationSet`. Collective: every rank constructs it
 /// and calls `evaluate`; the results arrive on rank 0.
@@ -53,6 +48,12 @@ public final class IdentificationEvaluator {
     let probeShard: Range<Int>, galleryShard: Range<Int>
     /// This rank's probe and gallery images, decoded once.
     let probeImages: [FaceImage], galleryImages: [FaceImage]
+
+    /// Cosine scores of a block of probes against the gallery by one DGEMM (out = P G^T): the same dot
+    /// products as `IdentificationProtocol.loopScores`, summed in BLAS's order.
+    public static let blasScores: IdentificationProtocol.ScoreBlock = { p, np, g, ng, e, out in
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(np), Int32(ng), Int32(e), 1, p, Int32(e), g, Int32(e), 0, out, Int32(ng))
+    }
 
     public init(comm: Communicator, config: RunConfig, set: IdentificationSet, datasetName: String) throws {
         self.comm = comm; cfg = config; self.set = set; self.datasetName = datasetName
@@ -92,7 +93,7 @@ public final class IdentificationEvaluator {
             let gallery = both ? try unit(galleryImages, shard: galleryShard, count: ng, model: model, factor: f) : fixedGallery
             guard comm.isRoot, let probes, let gallery else { continue }
             let m = try IdentificationProtocol.evaluate(probes: probes, probeLabels: set.probeLabels, gallery: gallery,
-                                                        galleryLabels: set.galleryLabels, dimension: E, score: blasScores)
+                                                        galleryLabels: set.galleryLabels, dimension: E, score: Self.blasScores)
             results.append(IdentificationResult(model: name, dataset: datasetName, degradationFactor: Int(f),
                                                 degradation: degradation(f), metrics: m))
         }
