@@ -44,7 +44,7 @@ let package = Package(
         .executableTarget(name: "DistHarness", dependencies: ["Dist", "KDCore"], path: "Sources/DistHarness"),
         .target(name: "FaceData", dependencies: ["CImage", "KDCore"], path: "Sources/FaceData"),
         .target(name: "Evaluation", dependencies: ["KDCore"], path: "Sources/Evaluation"),
-        .target(name: "Pipeline", dependencies: ["Model", "Dist", "FaceData", "Evaluation", "KDCore", "CStop"], path: "Sources/Pipeline"),
+        .target(name: "Pipeline", dependencies: ["Model", "Dist", "FaceData", "Evaluation", "KDCore", "CStop", "COpenBLAS"], path: "Sources/Pipeline"),
         .executableTarget(
             name: "Launcher",
             dependencies: ["Model", "Dist", "FaceData", "Pipeline", "KDCore", "CStop",

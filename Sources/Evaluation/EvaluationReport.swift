@@ -45,10 +45,17 @@ public struct EvaluationReport: Codable, Sendable, Equatable {
     /// Free text heading the report (e.g. the run name).
     public var title: String
     public var results: [EvaluationResult]
+    /// Closed-set identification rows (eval.identification) and open-set verification rows (eval.survface);
+    /// absent when not evaluated and in older reports.
+    public var identification: [IdentificationResult]? = nil
+    public var openSet: [OpenSetResult]? = nil
 
-    public init(title: String, results: [EvaluationResult]) {
+    public init(title: String, results: [EvaluationResult], identification: [IdentificationResult]? = nil,
+                openSet: [OpenSetResult]? = nil) {
         self.title = title
         self.results = results
+        self.identification = identification
+        self.openSet = openSet
     }
 
     /// Data sets in order of first appearance.
@@ -108,8 +115,13 @@ public struct EvaluationReport: Codable, Sendable, Equatable {
 
     /// One markdown table per data set, like the paper's Table 1: models as rows, factors (x1, x2, x4, x8) as
     /// columns, cells "accuracy ± std" in percent with 2 decimals, "–" where a cell has no result. A `|` in a
-    /// model name is escaped as `\|`.
+    /// model name is escaped as `\|`. The identification and open-set tables (`protocolTables`) follow.
     public func markdownTables() -> String {
+        verificationTables() + protocolTables()
+    }
+
+    /// The verification tables alone (title line first).
+    public func verificationTables() -> String {
         var out = "# \(title)\n"
         for dataset in datasets {
             let factors = factors(in: dataset)
@@ -138,11 +150,16 @@ public struct EvaluationReport: Codable, Sendable, Equatable {
     /// - Throws: `ReportError.malformedTable` on a table row that does not fit its header.
     public static func parseMarkdownTables(_ text: String) throws -> [AccuracyCell] {
         var cells: [AccuracyCell] = []
-        var dataset = "", factors: [Int] = []
+        var dataset = "", factors: [Int] = [], skipping = false
         for (n, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = String(raw).trimmingCharacters(in: .whitespaces)
-            if line.hasPrefix("## ") { dataset = String(line.dropFirst(3)); factors = []; continue }
-            guard line.hasPrefix("|") else { continue }
+            if line.hasPrefix("## ") {
+                dataset = String(line.dropFirst(3)); factors = []
+                // The identification and open-set tables have their own layout (protocolTables).
+                skipping = dataset.hasPrefix(identificationHeading) || dataset.hasPrefix(openSetHeading)
+                continue
+            }
+            guard line.hasPrefix("|"), !skipping else { continue }
             let fields = splitRow(line)
             if fields.first == "Model" {
                 factors = try fields.dropFirst().map { f -> Int in

@@ -135,13 +135,20 @@ struct Average: ParsableCommand {
 
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Verification accuracy (10-fold), TAR@FAR=1e-3 and AUC of checkpoints at each degradation factor.")
+        abstract: "Verification accuracy (10-fold), TAR@FAR=1e-3 and AUC of checkpoints at each degradation factor.",
+        discussion: """
+        With eval.identification (tinyface:ROOT or folders:PROBE,MATCH[,DISTRACTOR]) also closed-set \
+        identification, CMC rank-1/5/20; with eval.survface (POSITIVE_LIST,NEGATIVE_LIST@ROOT) also open-set \
+        verification, TAR at FAR 0.3/0.1/0.01/0.001. Results in RUN/eval/evaluate.{json,md}.
+        """)
     @OptionGroup var options: RunOptions
     @Option(parsing: .upToNextOption, help: "Checkpoints to evaluate (default: the run's teacher, last student and averaged student).")
     var checkpoints: [String] = []
     func run() throws {
         try withJob(options) { comm, cfg in
             let run = try Run(comm: comm, config: cfg, dir: options.runDir, resume: .auto, quiet: options.quiet)
+            // Bad evaluation data stops the command before any checkpoint is read.
+            try run.checkEvaluationSources()
             var paths = checkpoints
             if paths.isEmpty {
                 paths = [Checkpoint.list(in: options.runDir + "/teacher").last, Checkpoint.list(in: options.runDir + "/student").last]

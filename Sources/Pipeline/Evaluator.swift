@@ -21,17 +21,22 @@ public final class Evaluator {
         self.comm = comm; cfg = config; self.pairs = pairs; self.datasetName = datasetName
         let n = 2 * pairs.pairCount
         shard = EvaluationShard(datasetSize: n, worldSize: comm.size, rank: comm.rank).range
-        let lo = shard.lowerBound, count = shard.count
+        images = try Evaluator.decode(shard, threads: config.data.threads) { try pairs.image($0) }
+    }
+
+    /// Images `range` decoded by `load` on `threads` threads (the first error is thrown).
+    static func decode(_ range: Range<Int>, threads: Int, _ load: @escaping @Sendable (Int) throws -> FaceImage) throws -> [FaceImage] {
+        let lo = range.lowerBound, count = range.count
         let slots = ImageSlots(count: count)
         let errors = FirstError()
-        let threads = max(1, config.data.threads)
+        let threads = max(1, threads)
         DispatchQueue.concurrentPerform(iterations: threads) { t in
             for k in stride(from: t, to: count, by: threads) {
-                do { slots.set(k, try pairs.image(lo + k)) } catch { errors.set(error) }
+                do { slots.set(k, try load(lo + k)) } catch { errors.set(error) }
             }
         }
         if let e = errors.get() { throw e }
-        images = slots.all()
+        return slots.all()
     }
 
     /// Embeds this rank's images at `factor`: returns (count, 2E) rows [embedding, mirrored embedding]
@@ -122,20 +127,9 @@ public final class Evaluator {
     /// (empty elsewhere). Collective: every rank must call it.
     public func evaluate(_ model: FaceModel, name: String) throws -> [EvaluationResult] {
         var results: [EvaluationResult] = []
-        let E = model.net.config.embeddingSize, views = cfg.eval.flip ? 2 : 1
+        let E = model.net.config.embeddingSize
         for f in cfg.eval.factors {
-            let local = try embedShard(model, factor: f)
-            let all = try comm.gatherEvaluation(local, width: views * E, datasetSize: 2 * pairs.pairCount)
-            guard comm.isRoot else { continue }
-            let rows = 2 * pairs.pairCount
-            let unit: [Double]
-            if views == 2 {
-                var a = [Float](repeating: 0, count: rows * E), b = a
-                for r in 0..<rows { for j in 0..<E { a[r * E + j] = all[r * 2 * E + j]; b[r * E + j] = all[r * 2 * E + E + j] } }
-                unit = try VerificationProtocol.flipTestEmbeddings(a, flipped: b, dimension: E)
-            } else {
-                unit = Evaluator.unitRows(all, dimension: E)
-            }
+            guard let unit = try unitEmbeddings(model, factor: f) else { continue }
             let m = try VerificationProtocol.evaluate(embeddings: unit, dimension: E, issame: pairs.issame)
             var r = EvaluationResult(model: name, dataset: datasetName, degradationFactor: Int(f),
                                      degradation: Evaluator.degradationDescription(cfg, factor: f), metrics: m)
@@ -143,6 +137,28 @@ public final class Evaluator {
             results.append(r)
         }
         return results
+    }
+}
+
+extension Evaluator {
+    /// The unit evaluation embeddings of all 2P pair images at `factor`, (2P, E) row-major, on rank 0
+    /// (nil elsewhere). Collective.
+    func unitEmbeddings(_ model: FaceModel, factor: Float) throws -> [Double]? {
+        let E = model.net.config.embeddingSize, views = cfg.eval.flip ? 2 : 1
+        let local = try embedShard(model, factor: factor)
+        let all = try comm.gatherEvaluation(local, width: views * E, datasetSize: 2 * pairs.pairCount)
+        guard comm.isRoot else { return nil }
+        return try Evaluator.unitEmbeddings(all, dimension: E, views: views)
+    }
+
+    /// Rows of `embed` output ((N, views * E)) to unit embeddings (N, E): the flip-test embedding
+    /// (view 0 + view 1, normalized in Double) with two views, the normalized row with one.
+    static func unitEmbeddings(_ all: [Float], dimension E: Int, views: Int) throws -> [Double] {
+        guard views == 2 else { return Evaluator.unitRows(all, dimension: E) }
+        let rows = all.count / (2 * E)
+        var a = [Float](repeating: 0, count: rows * E), b = a
+        for r in 0..<rows { for j in 0..<E { a[r * E + j] = all[r * 2 * E + j]; b[r * E + j] = all[r * 2 * E + E + j] } }
+        return try VerificationProtocol.flipTestEmbeddings(a, flipped: b, dimension: E)
     }
 }
 

@@ -34,6 +34,8 @@ public final class Run {
     public private(set) var runID = ""
     private var trainSetCache: (any TrainingSet)?
     private var pairSetCache: (any PairSet, String)?
+    private var identificationCache: IdentificationSet?
+    private var openSetCache: ListPairSet?
     /// The loss balance measured by the last student phase (empty when it was loaded, not trained).
     public internal(set) var lastBalance = LossBalance()
 
@@ -124,7 +126,35 @@ public final class Run {
     /// job before any training, not after it. Every rank opens them, so every rank fails alike.
     public func checkDataSources() throws {
         _ = try trainingSet()
+        try checkEvaluationSources()
+    }
+
+    /// Opens the evaluation sources: the verification pairs and, when configured, the identification
+    /// set (eval.identification) and the open-set pair lists (eval.survface).
+    public func checkEvaluationSources() throws {
         _ = try pairSet()
+        _ = try identificationSet()
+        _ = try openSetPairs()
+    }
+
+    /// The eval.identification set (nil when not configured), opened once.
+    public func identificationSet() throws -> IdentificationSet? {
+        guard let spec = cfg.eval.identification else { return nil }
+        if let s = identificationCache { return s }
+        let s = try IdentificationSet(spec: spec)
+        if comm.isRoot { log.say(s.summary) }
+        identificationCache = s
+        return s
+    }
+
+    /// The eval.survface pairs (nil when not configured), read once.
+    public func openSetPairs() throws -> ListPairSet? {
+        guard let spec = cfg.eval.survface else { return nil }
+        if let s = openSetCache { return s }
+        let s = try ListPairSet(spec: spec)
+        if comm.isRoot { log.say("open-set verification: \(s.summary)") }
+        openSetCache = s
+        return s
     }
 
     // MARK: models
@@ -267,7 +297,8 @@ public final class Run {
         if comm.size > 1 { try comm.allReduceMean(model.store.buffers, count: model.store.bufferCount) }
     }
 
-    /// Evaluates models and writes eval/results.json, results.md, accuracy.svg (rank 0).
+    /// Evaluates models and writes eval/results.json, results.md, accuracy.svg (rank 0): verification,
+    /// and identification (eval.identification) and open-set verification (eval.survface) when set.
     @discardableResult
     public func evaluate(_ models: [(String, FaceModel)], title: String, prefix: String = "results") throws -> EvaluationReport? {
         let (pairs, name) = try pairSet()
@@ -279,8 +310,32 @@ public final class Run {
             for x in r { log.record(["event": "evaluation", "model": label, "factor": x.degradationFactor, "accuracy": x.accuracy,
                                      "std": x.accuracyStd, "tar_at_far": x.tarAtFar, "auc": x.auc, "threshold": x.threshold]) }
         }
+        var identification: [IdentificationResult]? = nil, openSet: [OpenSetResult]? = nil
+        if let set = try identificationSet() {
+            let ev = try IdentificationEvaluator(comm: comm, config: cfg, set: set,
+                                                 datasetName: RunConfig.Eval.identificationName(cfg.eval.identification!))
+            var rows: [IdentificationResult] = []
+            for (label, m) in models {
+                let r = try ev.evaluate(m, name: label)
+                rows += r
+                for x in r { log.record(["event": "identification", "model": label, "factor": x.degradationFactor,
+                                         "ranks": x.ranks, "cmc": x.cmc]) }
+            }
+            identification = rows
+        }
+        if let pairs = try openSetPairs() {
+            let ev = try Evaluator(comm: comm, config: cfg, pairs: pairs, datasetName: "SurvFace")
+            var rows: [OpenSetResult] = []
+            for (label, m) in models {
+                let r = try ev.openSet(m, name: label)
+                rows += r
+                for x in r { log.record(["event": "open-set verification", "model": label, "factor": x.degradationFactor,
+                                         "far": x.points.map(\.farTarget), "tar": x.points.map(\.tar), "auc": x.auc]) }
+            }
+            openSet = rows
+        }
         guard comm.isRoot else { return nil }
-        let report = EvaluationReport(title: title, results: results)
+        let report = EvaluationReport(title: title, results: results, identification: identification, openSet: openSet)
         let base = URL(fileURLWithPath: dir + "/eval")
         try report.writeJSON(to: base.appendingPathComponent(prefix + ".json"))
         try report.writeMarkdown(to: base.appendingPathComponent(prefix + ".md"))
@@ -297,8 +352,16 @@ public final class Run {
         md += "Training data: `\(cfg.data.train)`; verification pairs: `\(cfg.data.eval)`; teacher `\(cfg.teacher.preset)`, student `\(cfg.student.preset)`, head \(cfg.marginKind).\n\n"
         md += Run.evaluationProtocol(cfg) + "\n"
         // The report's own title line is this file's heading already.
-        md += report.markdownTables().split(separator: "\n", omittingEmptySubsequences: false).dropFirst()
+        md += report.verificationTables().split(separator: "\n", omittingEmptySubsequences: false).dropFirst()
             .joined(separator: "\n").replacingOccurrences(of: "\n## ", with: "\n## Verification set: ") + "\n"
+        if let s = cfg.eval.identification {
+            md += "\nIdentification: `\(s)`; probes degraded at each factor, the gallery "
+                + (cfg.eval.degrade == "both" ? "(matched and distractors) degraded by the same factor" : "kept at x1") + ".\n"
+        }
+        if let s = cfg.eval.survface {
+            md += "\nOpen-set verification: `\(s)`; pairs degraded as in verification.\n"
+        }
+        md += report.protocolTables()
         for n in notes { md += "- \(n)\n" }
         md += "\nFiles: `config.json`, `metrics.jsonl`, `teacher/`, `student/`, `eval/results.json`, `eval/results.md`, `eval/accuracy.svg`.\n"
         try AtomicFile.write(Data(md.utf8), to: dir + "/report.md")

@@ -139,6 +139,12 @@ public struct RunConfig: Codable, Equatable, Sendable {
         /// Keep the squared L2 distance of every pair in eval/results.json (`pairDistances`, P values
         /// per model and factor) as well as the per-fold accuracies and thresholds.
         public var pairDistances = false
+        /// Closed-set identification, CMC rank-1/5/20 (TinyFace): "tinyface:ROOT" (ROOT/Probe,
+        /// ROOT/Gallery_Match, ROOT/Gallery_Distractor) or "folders:PROBE,MATCH[,DISTRACTOR]"; null = off.
+        public var identification: String? = nil
+        /// Open-set verification, TAR@FAR 0.3/0.1/0.01/0.001 (QMUL-SurvFace):
+        /// "POSITIVE_LIST,NEGATIVE_LIST@ROOT" (lines "PATH1 PATH2" relative to ROOT); null = off.
+        public var survface: String? = nil
     }
     public struct Guard: Codable, Equatable, Sendable {
         /// Stop when more than this many steps had non-finite loss or gradients.
@@ -340,6 +346,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
         need(["probe", "both"].contains(eval.degrade), "eval.degrade: '\(eval.degrade)' is not probe or both")
         if let b = eval.blur { need(b.count == 2 && b.allSatisfy { $0 > 0 && $0 <= 100 }, "eval.blur must be [sigmaX, sigmaY] with 0 < sigma <= 100, or null") }
         need(eval.blurKernel >= 1 && eval.blurKernel <= 31 && eval.blurKernel % 2 == 1, "eval.blurKernel must be odd, 1...31")
+        p += eval.protocolProblems
         if let s = NetworkConfig.presets[student.preset], let t = NetworkConfig.presets[teacher.preset] {
             need(s.inputSize == t.inputSize, "teacher.preset \(teacher.preset) and student.preset \(student.preset) have different input sizes (\(t.inputSize) vs \(s.inputSize))")
             if p.isEmpty {
