@@ -343,22 +343,41 @@ final class OnnxExportTests: XCTestCase {
         guard probe.status == 0 else { throw XCTSkip("\(Self.python) lacks \(modules) (set KDTRAIN_PYTHON to an interpreter that has them)") }
     }
 
+    /// `kdtrain embed --pixels --flip none` of 120 synthetic images with `ck`.
+    func embedWithPixels(_ ck: String, dir: String) throws -> String {
+        let emb = dir + "/emb.safetensors"
+        let e = try ProcessRunner.run(try kdtrain, ranks: nil, ["embed", "--checkpoint", ck, "--data", "synthetic:pairs=60,verify-ids=20,size=32",
+                                                                "--output", emb, "--pixels", "--flip", "none", "--set", "data.threads=1"], timeout: 120)
+        guard e.status == 0 else { throw XCTSkip("embed failed: \(e.output)") }
+        return emb
+    }
+
+    func script(_ name: String) -> String { ProcessRunner.repositoryRoot.appendingPathComponent("scripts/" + name).path }
+
     func testOnnxRuntimeReproducesEmbed() throws {
         try requirePython("onnxruntime, numpy, safetensors.numpy")
         let dir = try temporaryRunDirectory(self)
         let ck = try makeCheckpoint(dir)
-        let emb = dir + "/emb.safetensors"
-        let e = try ProcessRunner.run(try kdtrain, ranks: nil, ["embed", "--checkpoint", ck.path, "--data", "synthetic:pairs=60,verify-ids=20,size=32",
-                                                                "--output", emb, "--pixels", "--flip", "none", "--set", "data.threads=1"], timeout: 120)
-        guard e.status == 0 else { return XCTFail("embed failed: \(e.output)") }
-        let script = ProcessRunner.repositoryRoot.appendingPathComponent("scripts/check_onnx.py").path
+        let emb = try embedWithPixels(ck.path, dir: dir)
         for fold in [false, true] {
             let out = dir + (fold ? "/f.onnx" : "/m.onnx")
             try export(ck.path, out, fold: fold)
-            let r = try ProcessRunner.run("/usr/bin/env", ranks: nil, [Self.python, script, out, emb], timeout: 120)
+            let r = try ProcessRunner.run("/usr/bin/env", ranks: nil, [Self.python, script("check_onnx.py"), out, emb], timeout: 120)
             XCTAssertEqual(r.status, 0, r.output)
             XCTAssertTrue(r.stdout.contains("max abs difference"), r.output)
             print(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
         }
+    }
+
+    /// python/kdtrain_torch.py builds the network from the checkpoint and gives kdtrain's embeddings.
+    func testTorchLoaderReproducesEmbed() throws {
+        try requirePython("torch, safetensors.torch")
+        let dir = try temporaryRunDirectory(self)
+        let ck = try makeCheckpoint(dir)
+        let emb = try embedWithPixels(ck.path, dir: dir)
+        let r = try ProcessRunner.run("/usr/bin/env", ranks: nil, [Self.python, script("check_torch_loader.py"), ck.path, emb], timeout: 300)
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.stdout.contains("max abs difference"), r.output)
+        print(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 }
