@@ -10,7 +10,7 @@ struct KDTrain: ParsableCommand {
         commandName: "kdtrain",
         abstract: "Knowledge-distillation training of low-quality face recognition, data-parallel over MPI.",
         version: kdtrainVersion,
-        subcommands: [RunPipeline.self, TrainTeacher.self, Distill.self, Average.self, Evaluate.self, Embed.self, Ablation.self, Compare.self,
+        subcommands: [RunPipeline.self, TrainTeacher.self, Distill.self, Average.self, Evaluate.self, Embed.self, Export.self, Ablation.self, Compare.self,
                       ShowConfig.self, Pack.self, Bench.self],
         defaultSubcommand: RunPipeline.self)
 
