@@ -27,6 +27,15 @@ struct RunOptions: ParsableArguments {
     }
 }
 
+/// This process's rank as the launcher (mpirun, srun) announces it, before MPI starts; 0 alone.
+func launcherRank() -> Int {
+    let env = ProcessInfo.processInfo.environment
+    for key in ["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"] {
+        if let v = env[key], let r = Int(v) { return r }
+    }
+    return 0
+}
+
 /// Runs `body` inside an MPI job with the thread policy applied; maps errors to one line.
 func withJob(_ opts: RunOptions, presets: [String] = [], _ body: (Communicator, RunConfig) throws -> Bool) throws {
     try withJob(config: opts.config, overrides: presets + opts.overrides,
@@ -46,9 +55,13 @@ func withJob(config: String?, overrides: [String], stopNote: String, validateFor
     // A stop signal that arrives before training starts is kept and honoured at the first step.
     kd_install_stop_handlers()
     do {
-        let cfg = try RunConfig.load(file: config, overrides: overrides)
-        let problems = cfg.problems(worldSize: validateForRanks ?? comm.size)
-        if !problems.isEmpty { throw ConfigError(problems.map { "invalid option: \($0)" }.joined(separator: "\n")) }
+        // Every rank reads and checks the same configuration: one agreed failure, printed once.
+        let cfg = try comm.agree {
+            let cfg = try RunConfig.load(file: config, overrides: overrides)
+            let problems = cfg.problems(worldSize: validateForRanks ?? comm.size)
+            if !problems.isEmpty { throw ConfigError(problems.map { "invalid option: \($0)" }.joined(separator: "\n")) }
+            return cfg
+        }
         let finished = try body(comm, cfg)
         if !finished && comm.isRoot {
             print("kdtrain: stopped by a signal after writing a checkpoint; \(stopNote)")
@@ -57,8 +70,22 @@ func withJob(config: String?, overrides: [String], stopNote: String, validateFor
         throw ExitCode.success
     } catch let e as ExitCode {
         throw e
+    } catch let e as AgreedFailure {
+        // Every rank failed this check together: the lowest failing rank prints it, none aborts.
+        if let m = e.message {
+            let prefix = comm.size > 1 && e.rank != 0 ? "rank \(e.rank): " : ""
+            let note = comm.size > 1 ? "\nkdtrain: every rank stops with exit status 1 (mpirun's notice below reports that)" : ""
+            FileHandle.standardError.write(Data("kdtrain: \(prefix)\(m)\(note)\n".utf8))
+        }
+        try? comm.finalize()
+        throw ExitCode.failure
     } catch {
-        if comm.size > 1 { comm.abortJob(message: "kdtrain: \(error)") }
+        if comm.size > 1 {
+            // An error that every rank meets at once would otherwise be printed by each: the other
+            // ranks give rank 0 half a second to print it and end the job first.
+            if !comm.isRoot { usleep(500_000) }
+            comm.abortJob(message: "kdtrain: \(error)\nkdtrain: rank \(comm.rank) ends the whole job with MPI_Abort (OpenMPI's MPI_ABORT notice below is expected)")
+        }
         FileHandle.standardError.write(Data("kdtrain: \(error)\n".utf8))
         try? comm.finalize()
         throw ExitCode.failure
@@ -99,12 +126,14 @@ struct Distill: ParsableCommand {
     func run() throws {
         try withJob(options) { comm, cfg0 in
             var cfg = cfg0
-            if let t = teacher { cfg.teacher.checkpoint = t }
-            if cfg.teacher.checkpoint == nil, let last = Checkpoint.list(in: options.runDir + "/teacher").last {
-                cfg.teacher.checkpoint = last
-            }
-            guard cfg.teacher.checkpoint != nil else {
-                throw ConfigError("distill: no teacher: pass --teacher PATH, set teacher.checkpoint, or run train-teacher first")
+            try comm.agree {
+                if let t = teacher { cfg.teacher.checkpoint = t }
+                if cfg.teacher.checkpoint == nil, let last = Checkpoint.list(in: options.runDir + "/teacher").last {
+                    cfg.teacher.checkpoint = last
+                }
+                guard cfg.teacher.checkpoint != nil else {
+                    throw ConfigError("distill: no teacher: pass --teacher PATH, set teacher.checkpoint, or run train-teacher first")
+                }
             }
             let run = try Run(comm: comm, config: cfg, dir: options.runDir, resume: options.resumeMode, quiet: options.quiet)
             guard let t = try run.teacher() else { return false }
@@ -156,13 +185,16 @@ struct Evaluate: ParsableCommand {
                 let avg = options.runDir + "/student/averaged.safetensors"
                 if FileManager.default.fileExists(atPath: avg) { paths.append(avg) }
             }
-            guard !paths.isEmpty else { throw ConfigError("evaluate: no checkpoints given and none in \(options.runDir)") }
-            var models: [(String, FaceModel)] = []
-            for p in paths {
-                let c = try Checkpoint.read(p)
-                let m = FaceModel(config: c.identity.network, classes: c.identity.classes, margin: cfg.marginKind, seed: 0, trainable: false)
-                try Checkpoint.load(c, into: m.store, identity: c.identity, momentum: false)
-                models.append((URL(fileURLWithPath: p).lastPathComponent, m))
+            let models = try run.opening { () throws -> [(String, FaceModel)] in
+                guard !paths.isEmpty else { throw ConfigError("evaluate: no checkpoints given and none in \(options.runDir)") }
+                var models: [(String, FaceModel)] = []
+                for p in paths {
+                    let c = try Checkpoint.read(p)
+                    let m = FaceModel(config: c.identity.network, classes: c.identity.classes, margin: cfg.marginKind, seed: 0, trainable: false)
+                    try Checkpoint.load(c, into: m.store, identity: c.identity, momentum: false)
+                    models.append((URL(fileURLWithPath: p).lastPathComponent, m))
+                }
+                return models
             }
             try run.evaluate(models, title: "kdtrain evaluate", prefix: "evaluate")
             return true

@@ -82,20 +82,24 @@ struct Embed: ParsableCommand {
     func run() throws {
         let args: (checkpoint: String, source: DataSource, output: String, options: Embedder.Options)
         do { args = try checked() } catch {
-            FileHandle.standardError.write(Data("kdtrain: \(error)\n".utf8))
+            // Checked before MPI starts, alike on every rank: only the first rank of a job prints.
+            if launcherRank() == 0 { FileHandle.standardError.write(Data("kdtrain: \(error)\n".utf8)) } else { usleep(1_000_000) }
             throw ExitCode.failure
         }
         try withJob(config: config, overrides: overrides, stopNote: "nothing was written", validateForRanks: 1) { comm, cfg in
-            let c = try Checkpoint.read(args.checkpoint)
-            guard c.identity.network.inputChannels == 3 else {
-                throw CheckpointError(c.path, "its model takes \(c.identity.network.inputChannels) input channels; kdtrain's images have 3 (RGB)")
+            // Every rank reads the checkpoint and opens the images: a bad one is one agreed failure.
+            let (c, m, images) = try comm.agree { () throws -> (Checkpoint.Contents, FaceModel, EmbeddingImages) in
+                let c = try Checkpoint.read(args.checkpoint)
+                guard c.identity.network.inputChannels == 3 else {
+                    throw CheckpointError(c.path, "its model takes \(c.identity.network.inputChannels) input channels; kdtrain's images have 3 (RGB)")
+                }
+                let m = FaceModel(config: c.identity.network, classes: c.identity.classes, margin: cfg.marginKind, seed: 0, trainable: false)
+                try Checkpoint.load(c, into: m.store, identity: c.identity, momentum: false)
+                return (c, m, try EmbeddingImages(source: args.source, threads: cfg.data.threads))
             }
-            let m = FaceModel(config: c.identity.network, classes: c.identity.classes, margin: cfg.marginKind, seed: 0, trainable: false)
-            try Checkpoint.load(c, into: m.store, identity: c.identity, momentum: false)
             if comm.isRoot && !quiet, let p = c.preprocessing, p.resize != cfg.data.resize {
                 print("embed: note: \(c.path) was trained with data.resize=\(p.resize); embedding with data.resize=\(cfg.data.resize) (as evaluate would); add --set data.resize=\(p.resize) to match training")
             }
-            let images = try EmbeddingImages(source: args.source, threads: cfg.data.threads)
             guard let out = try Embedder.run(comm: comm, config: cfg, checkpoint: c, model: m, images: images, options: args.options) else {
                 return true
             }

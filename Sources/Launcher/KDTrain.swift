@@ -16,7 +16,17 @@ struct KDTrain: ParsableCommand {
 
     static func main() {
         selectBLASKernels()
-        main(nil)
+        // Under mpirun every rank parses the same command line: a usage error (or --help) is printed
+        // by the first rank only; the others exit with the same status, silently.
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            if launcherRank() == 0 { exit(withError: error) }
+            // mpirun ends the job as soon as one rank exits non-zero: give the first rank time to print.
+            usleep(1_000_000)
+            Foundation.exit(exitCode(for: error).rawValue)
+        }
     }
 
     /// Re-executes this program once with OPENBLAS_CORETYPE set when OpenBLAS fell back to generic

@@ -38,13 +38,21 @@ public final class Run {
     private var openSetCache: ListPairSet?
     /// The loss balance measured by the last student phase (empty when it was loaded, not trained).
     public internal(set) var lastBalance = LossBalance()
+    /// Whether this job created the run directory (rank 0); a job whose data fail to open then
+    /// removes it again instead of leaving an empty run behind.
+    private var createdDirectory = false
 
     public init(comm: Communicator, config: RunConfig, dir: String, resume: ResumeMode, quiet: Bool = false) throws {
         self.comm = comm; cfg = config; self.dir = dir; self.resume = resume
         let problems = config.problems(worldSize: comm.size)
         guard problems.isEmpty else { throw ConfigError(problems.joined(separator: "\n")) }
         var orphans: [String] = []
-        if comm.isRoot {
+        // Rank 0 alone prepares the directory; every rank learns whether that failed (one message).
+        var created = false
+        var id = ""
+        try comm.agree {
+            guard comm.isRoot else { return }
+            created = !FileManager.default.fileExists(atPath: dir)
             // One job per run directory: the lock is held until this process ends. With it held, no
             // live job writes here, so temporaries of atomic writes are leftovers of a killed job.
             try RunDirectory.create(dir)
@@ -58,18 +66,19 @@ public final class Run {
                 }
             }
             if let old = FileManager.default.contents(atPath: dir + "/config.json"),
-               let o = try? JSONSerialization.jsonObject(with: old) as? [String: Any], let id = o["run_id"] as? String {
-                runID = id
+               let o = try? JSONSerialization.jsonObject(with: old) as? [String: Any], let stored = o["run_id"] as? String {
+                id = stored
             } else {
-                runID = UUID().uuidString.lowercased()
+                id = UUID().uuidString.lowercased()
             }
             var meta: [String: Any] = (try JSONSerialization.jsonObject(with: Data(config.json.utf8))) as! [String: Any]
-            meta = ["config": meta, "kdtrain_version": kdtrainVersion, "world_size": comm.size, "run_id": runID,
+            meta = ["config": meta, "kdtrain_version": kdtrainVersion, "world_size": comm.size, "run_id": id,
                     "blas_core": Compute.blasCore, "threads_per_rank": Compute.threads]
             let data = try JSONSerialization.data(withJSONObject: meta, options: [.prettyPrinted, .sortedKeys])
             try AtomicFile.write(data, to: dir + "/config.json")
         }
-        try comm.barrier()
+        createdDirectory = created
+        runID = id
         log = try RunLog(path: dir + "/metrics.jsonl", isRoot: comm.isRoot, quiet: quiet)
         if !orphans.isEmpty {
             log.say("run directory: removed \(orphans.count) temporary file(s) left by an interrupted job (\(orphans.map { URL(fileURLWithPath: $0).lastPathComponent }.joined(separator: ", ")))")
@@ -80,16 +89,19 @@ public final class Run {
 
     public func trainingSet() throws -> any TrainingSet {
         if let t = trainSetCache { return t }
-        let src = try DataSource(parsing: cfg.data.train)
-        let t = try src.trainingSet(threads: cfg.data.threads)
-        if comm.isRoot {
-            if let f = t as? ImageFolder { try f.writeLabels(to: dir + "/labels.tsv") }
-            if let s = t as? SkipReporting {
-                let report = s.scanReport()
-                if !report.isEmpty { log.say(report) }
-                // The log shows the first 50; the whole list stays in the run directory.
-                if !s.skipped.isEmpty { try s.writeSkipped(to: dir + "/skipped.tsv") }
+        let t = try opening { () throws -> any TrainingSet in
+            let src = try DataSource(parsing: cfg.data.train)
+            let t = try src.trainingSet(threads: cfg.data.threads)
+            if comm.isRoot {
+                if let f = t as? ImageFolder { try f.writeLabels(to: dir + "/labels.tsv") }
+                if let s = t as? SkipReporting {
+                    let report = s.scanReport()
+                    if !report.isEmpty { log.say(report) }
+                    // The log shows the first 50; the whole list stays in the run directory.
+                    if !s.skipped.isEmpty { try s.writeSkipped(to: dir + "/skipped.tsv") }
+                }
             }
+            return t
         }
         trainSetCache = t
         return t
@@ -97,8 +109,8 @@ public final class Run {
 
     public func pairSet() throws -> (any PairSet, String) {
         if let p = pairSetCache { return p }
-        let src = try DataSource(parsing: cfg.data.eval)
-        let p = try src.pairSet(threads: cfg.data.threads)
+        let src = try opening { try DataSource(parsing: cfg.data.eval) }
+        let p = try opening { try src.pairSet(threads: cfg.data.threads) }
         let name: String
         switch src {
         case .synthetic: name = "synthetic"
@@ -122,6 +134,28 @@ public final class Run {
         return true
     }
 
+    /// Opens a data source (or reads an input) on every rank as one agreed step: a bad one is reported
+    /// once, by the lowest rank that saw it. When it fails and this job created the run directory,
+    /// which then holds no checkpoint, the directory is removed: a job refused over its input leaves
+    /// nothing behind. A collective, like `Communicator.agree`.
+    public func opening<T>(_ body: () throws -> T) throws -> T {
+        do { return try comm.agree(body) } catch let e as AgreedFailure {
+            if comm.isRoot && createdDirectory { discardFreshDirectory() }
+            throw e
+        }
+    }
+
+    /// Removes the run directory this job created, unless something of value is in it by now.
+    private func discardFreshDirectory() {
+        let fm = FileManager.default
+        let kept = (fm.enumerator(atPath: dir)?.allObjects as? [String] ?? []).contains {
+            $0.hasSuffix(".safetensors") || $0.hasPrefix("eval/") || $0 == "report.md"
+        }
+        guard !kept else { return }
+        try? fm.removeItem(atPath: dir)
+        createdDirectory = false
+    }
+
     /// Opens both data sources (existence, counts, fold feasibility) so that a bad one stops the
     /// job before any training, not after it. Every rank opens them, so every rank fails alike.
     public func checkDataSources() throws {
@@ -141,7 +175,7 @@ public final class Run {
     public func identificationSet() throws -> IdentificationSet? {
         guard let spec = cfg.eval.identification else { return nil }
         if let s = identificationCache { return s }
-        let s = try IdentificationSet(spec: spec)
+        let s = try opening { try IdentificationSet(spec: spec) }
         if comm.isRoot { log.say(s.summary) }
         identificationCache = s
         return s
@@ -151,7 +185,7 @@ public final class Run {
     public func openSetPairs() throws -> ListPairSet? {
         guard let spec = cfg.eval.survface else { return nil }
         if let s = openSetCache { return s }
-        let s = try ListPairSet(spec: spec)
+        let s = try opening { try ListPairSet(spec: spec) }
         if comm.isRoot { log.say("open-set verification: \(s.summary)") }
         openSetCache = s
         return s

@@ -29,11 +29,12 @@ extension Run {
         guard seeds >= 1 && seeds <= 100 else { throw ConfigError("--seeds \(seeds): must be in 1...100") }
         let t0 = Date()
         let root = dir + "/" + name
-        if resume == .none, comm.isRoot,
-           let found = FileManager.default.enumerator(atPath: root)?.first(where: { ($0 as? String)?.hasSuffix(".safetensors") == true }) {
-            throw ConfigError("\(root): already holds checkpoints (\(found)) of an earlier \(name); use --resume auto to continue it, or another --run-dir")
+        try comm.agree {
+            if resume == .none, comm.isRoot,
+               let found = FileManager.default.enumerator(atPath: root)?.first(where: { ($0 as? String)?.hasSuffix(".safetensors") == true }) {
+                throw ConfigError("\(root): already holds checkpoints (\(found)) of an earlier \(name); use --resume auto to continue it, or another --run-dir")
+            }
         }
-        try comm.barrier()
         try checkDataSources()
         guard let teacher = try teacher() else { return false }
         let (pairs, dataset) = try pairSet()
