@@ -228,10 +228,12 @@ final class EndToEndTests: XCTestCase {
         try fails(["distill", "--run-dir", dir + "/d", "--teacher", truncated] + tinyRun, mentioning: "teacher.safetensors")
     }
 
-    /// The Python `safetensors` package reads our checkpoints (skipped where it is not installed).
+    /// The Python `safetensors` package reads our checkpoints (skipped where it is not installed;
+    /// KDTRAIN_PYTHON picks the interpreter, default python3).
     func testPythonSafetensorsLoadsACheckpoint() throws {
-        let probe = try ProcessRunner.run("/usr/bin/env", ranks: nil, ["python3", "-c", "import safetensors.numpy"], timeout: 30)
-        guard probe.status == 0 else { throw XCTSkip("python3 with the safetensors package is not installed here") }
+        let python = ProcessInfo.processInfo.environment["KDTRAIN_PYTHON"] ?? "python3"
+        let probe = try ProcessRunner.run("/usr/bin/env", ranks: nil, [python, "-c", "import safetensors.numpy"], timeout: 30)
+        guard probe.status == 0 else { throw XCTSkip("\(python) with the safetensors package is not installed here (set KDTRAIN_PYTHON)") }
         let dir = try temporaryRunDirectory(self)
         let path = dir + "/c.safetensors"
         let m = FaceModel(config: .tiny, classes: 5, margin: .cosFace(s: 30, m: 0.35), seed: 3, trainable: true)
@@ -248,7 +250,7 @@ final class EndToEndTests: XCTestCase {
         with safe_open('\(path)', 'np') as f:
             print(f.metadata()['step'])
         """
-        let r = try ProcessRunner.run("/usr/bin/env", ranks: nil, ["python3", "-c", script], timeout: 60)
+        let r = try ProcessRunner.run("/usr/bin/env", ranks: nil, [python, "-c", script], timeout: 60)
         XCTAssertEqual(r.status, 0, r.output)
         let out = r.stdout.split(separator: "\n")
         XCTAssertEqual(Float(out[0]), m.store.pointer(e)[0])
