@@ -17,7 +17,7 @@ struct RunOptions: ParsableArguments {
     var overrides: [String] = []
     @Option(help: "Run directory (configuration, metrics, checkpoints, evaluation, report).")
     var runDir = "runs/kdtrain"
-    @Option(help: ArgumentHelp("Continue from checkpoints: 'auto' (each phase from its latest checkpoint) or a checkpoint path.", valueName: "auto|PATH"))
+    @Option(help: ArgumentHelp("Continue from checkpoints: 'auto' (each phase from its latest checkpoint), or PATH: the phase that wrote that checkpoint resumes from it, the other continues as with auto (not for ablation, compare).", valueName: "auto|PATH"))
     var resume: String?
     @Flag(help: "Print only errors.")
     var quiet = false
@@ -112,6 +112,7 @@ struct TrainTeacher: ParsableCommand {
     func run() throws {
         try withJob(options) { comm, cfg in
             let run = try Run(comm: comm, config: cfg, dir: options.runDir, resume: options.resumeMode, quiet: options.quiet)
+            try run.requireResumePhase(.teacher, for: "train-teacher")
             return try run.teacher() != nil
         }
     }
@@ -136,6 +137,7 @@ struct Distill: ParsableCommand {
                 }
             }
             let run = try Run(comm: comm, config: cfg, dir: options.runDir, resume: options.resumeMode, quiet: options.quiet)
+            try run.requireResumePhase(.student, for: "distill")
             guard let t = try run.teacher() else { return false }
             return try run.student(teacher: t, phaseDir: options.runDir + "/student") != nil
         }

@@ -79,6 +79,9 @@ public final class Run {
         }
         createdDirectory = created
         runID = id
+        if case .path(let p) = resume {
+            resumePathRole = try comm.agree { try Run.phase(ofResumeCheckpoint: p) }
+        }
         log = try RunLog(path: dir + "/metrics.jsonl", isRoot: comm.isRoot, quiet: quiet)
         if !orphans.isEmpty {
             log.say("run directory: removed \(orphans.count) temporary file(s) left by an interrupted job (\(orphans.map { URL(fileURLWithPath: $0).lastPathComponent }.joined(separator: ", ")))")
@@ -207,13 +210,45 @@ public final class Run {
     }
 
     /// The checkpoint to resume a phase from: nil = start fresh.
-    func resumePoint(phaseDir: String) throws -> Checkpoint.Contents? {
+    /// `--resume PATH` resumes the phase that wrote PATH (its `phase` metadata) from PATH; the
+    /// other phase continues as with `--resume auto` (a finished teacher is loaded, an unfinished
+    /// one continues from its latest checkpoint), so nothing earlier is retrained or overwritten.
+    func resumePoint(phaseDir: String, role: Trainer.Role) throws -> Checkpoint.Contents? {
         switch resume {
         case .none: return nil
-        case .path(let p): return try Checkpoint.read(p)
-        case .auto:
+        case .path(let p) where resumePathRole == role: return try Checkpoint.read(p)
+        case .path, .auto:
             guard let last = Checkpoint.list(in: phaseDir).last else { return nil }
             return try Checkpoint.read(last)
+        }
+    }
+
+    /// The phase a `--resume PATH` checkpoint belongs to (nil without one): its `phase` metadata,
+    /// else the name of the folder it lies in (`teacher/` or `student/`).
+    public private(set) var resumePathRole: Trainer.Role?
+
+    static func phase(ofResumeCheckpoint path: String) throws -> Trainer.Role {
+        let c = try Checkpoint.read(path)
+        if let p = c.metadata["phase"] {
+            guard let role = Trainer.Role(rawValue: p) else {
+                throw CheckpointError(path, "its phase metadata '\(p)' is neither teacher nor student")
+            }
+            return role
+        }
+        let folder = URL(fileURLWithPath: path).deletingLastPathComponent().lastPathComponent
+        guard let role = Trainer.Role(rawValue: folder) else {
+            throw CheckpointError(path, "--resume PATH: the checkpoint does not say which phase wrote it (no 'phase' metadata, not in a teacher/ or student/ folder); use --resume auto")
+        }
+        return role
+    }
+
+    /// Refuses a `--resume PATH` of the wrong phase for `command` (train-teacher: a teacher
+    /// checkpoint; distill: a student checkpoint). Collective.
+    public func requireResumePhase(_ role: Trainer.Role, for command: String) throws {
+        try opening {
+            if let r = resumePathRole, r != role, case .path(let p) = resume {
+                throw ConfigError("\(command) --resume \(p): that is a \(r.rawValue) checkpoint; \(command) resumes a \(role.rawValue) checkpoint (or use --resume auto)")
+            }
         }
     }
 
@@ -229,8 +264,7 @@ public final class Run {
         }
         let phaseDir = dir + "/teacher"
         let total = totalSteps(epochs: cfg.teacher.epochs, datasetSize: data.count)
-        var start = try resumePoint(phaseDir: phaseDir)
-        if case .path = resume { start = nil }    // an explicit --resume PATH names the student's checkpoint
+        let start = try resumePoint(phaseDir: phaseDir, role: .teacher)
         if let s = start, s.position.step >= total {
             try Checkpoint.load(s, into: model.store, identity: id, momentum: true)
             log.say("teacher: finished earlier (\(s.path))")
@@ -257,7 +291,7 @@ public final class Run {
             try Checkpoint.load(try Checkpoint.read(path), into: model.store, identity: id, momentum: false)
         }
         let total = totalSteps(epochs: c.student.epochs, datasetSize: data.count)
-        let start = try resumePoint(phaseDir: phaseDir)
+        let start = try resumePoint(phaseDir: phaseDir, role: .student)
         if let s = start, s.position.step >= total {
             try Checkpoint.load(s, into: model.store, identity: id, momentum: true)
             log.say("student: finished earlier (\(s.path))")

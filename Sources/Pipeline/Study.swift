@@ -30,6 +30,9 @@ extension Run {
         let t0 = Date()
         let root = dir + "/" + name
         try comm.agree {
+            if case .path(let p) = resume {
+                throw ConfigError("\(name) --resume \(p): a study has one student per variant and seed; continue it with --resume auto")
+            }
             if resume == .none, comm.isRoot,
                let found = FileManager.default.enumerator(atPath: root)?.first(where: { ($0 as? String)?.hasSuffix(".safetensors") == true }) {
                 throw ConfigError("\(root): already holds checkpoints (\(found)) of an earlier \(name); use --resume auto to continue it, or another --run-dir")
