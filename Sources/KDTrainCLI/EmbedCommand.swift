@@ -92,7 +92,7 @@ struct Embed: ParsableCommand {
             }
             let m = FaceModel(config: c.identity.network, classes: c.identity.classes, margin: cfg.marginKind, seed: 0, trainable: false)
             try Checkpoint.load(c, into: m.store, identity: c.identity, momentum: false)
-            if comm.isRoot && !quiet, let p = c.preprocessing, p.resize != cfg.data.resize {
+            if comm.isRoot && !quiet, let p = c.preprocessing, p.resize != cfg.data.resize.rawValue {
                 print("embed: note: \(c.path) was trained with data.resize=\(p.resize); embedding with data.resize=\(cfg.data.resize) (as evaluate would); add --set data.resize=\(p.resize) to match training")
             }
             let images = try EmbeddingImages(source: args.source, threads: cfg.data.threads)
