@@ -1,6 +1,8 @@
 // The run configuration: every option of a kdtrain run, as one Codable value. It is read from a
 // JSON file (`--config`), overridden on the command line (`--set section.key=value`), validated
 // as a whole before any work starts (one line per mistake), and written into the run directory.
+// The options that take one of a few words are typed (ConfigChoice.swift); the catalogue of
+// options with their descriptions, and the unknown-key suggestion, are in ConfigOptions.swift.
 import FaceData
 import Foundation
 import Model
@@ -265,7 +267,11 @@ public struct RunConfig: Codable, Equatable, Sendable {
              "degrade.jpegQuality must be [min, max] within 1...100")
         for (name, net) in [("teacher", teacher), ("student", student)] {
             if let c = NetworkConfig.presets[net.preset] { p += c.problems(prefix: "\(name).preset \(net.preset)") }
-            else { p.append("\(name).preset: unknown preset '\(net.preset)' (\(NetworkConfig.presets.keys.sorted().joined(separator: ", ")))") }
+            else {
+                let near = EditDistance.nearest(net.preset, among: Array(NetworkConfig.presets.keys))
+                p.append("\(name).preset: unknown preset '\(net.preset)' (\(NetworkConfig.presets.keys.sorted().joined(separator: ", ")))"
+                         + (near.isEmpty ? "" : " (did you mean \(near.joined(separator: " or "))?)"))
+            }
             need(net.epochs > 0 && net.epochs <= maxEpochs, "\(name).epochs \(net.epochs) must be in (0, \(Int(maxEpochs))]")
             need(net.lr > 0, "\(name).lr must be > 0")
         }

@@ -23,14 +23,13 @@ final class RunConfigOptionsTests: XCTestCase {
         let c = try RunConfig.load(file: nil, overrides: [
             "data.resize=area", "degrade.down=nearest", "degrade.up=bilinear", "head.kind=softmax", "optim.schedule=multistep",
             "loss.attention=both", "loss.embeddingKind=normalized-l2", "eval.down=area", "eval.up=nearest", "eval.degrade=both",
-            "loss.recipe=\"fskd\"",
         ])
         XCTAssertEqual(c.data.resize, .area); XCTAssertEqual(c.degrade.down, .nearest); XCTAssertEqual(c.degrade.up, .bilinear)
         XCTAssertEqual(c.head.kind, .softmax); XCTAssertEqual(c.marginKind, .softmax); XCTAssertEqual(c.optim.schedule, .multistep)
         XCTAssertEqual(c.loss.attention, .both); XCTAssertEqual(c.loss.embeddingKind, .normalizedL2)
         XCTAssertEqual(c.lossConfig(stageCount: 3).embeddingKind, .normalizedL2)
         XCTAssertEqual(c.eval.down, .area); XCTAssertEqual(c.eval.up, .nearest); XCTAssertEqual(c.eval.degrade, .both)
-        XCTAssertEqual(c.loss.recipe, .fskd)
+        XCTAssertEqual(try RunConfig.load(file: nil, overrides: ["loss.recipe=fskd"]).loss.recipe, .fskd)
         // The same from a file, and the file's value loses to --set.
         let path = NSTemporaryDirectory() + "kdtrain-choices-\(UUID().uuidString).json"
         try Data(#"{"head": {"kind": "cosface"}, "optim": {"schedule": "poly"}}"#.utf8).write(to: URL(fileURLWithPath: path))
@@ -65,8 +64,10 @@ final class RunConfigOptionsTests: XCTestCase {
         try Data(#"{"eval": {"degrade": "gallery"}}"#.utf8).write(to: URL(fileURLWithPath: path))
         defer { try? FileManager.default.removeItem(atPath: path) }
         XCTAssertEqual(loadError([], file: path), "\(path): eval.degrade: 'gallery' is not one of probe, both")
-        // A choice is a string: a number is refused as one.
-        XCTAssertEqual(loadError(["head.kind=[1]"]), "--set head.kind=[1]: head.kind: expected one of softmax, cosface, arcface, got an array")
+        // --set takes a choice's text as it is; in a file, a value that is not a string is refused as one.
+        XCTAssertEqual(loadError(["head.kind=[1]"]), "--set head.kind=[1]: head.kind: '[1]' is not one of softmax, cosface, arcface")
+        try Data(#"{"head": {"kind": 1}}"#.utf8).write(to: URL(fileURLWithPath: path))
+        XCTAssertEqual(loadError([], file: path), "\(path): head.kind: expected one of softmax, cosface, arcface, got 1")
         // Every choice option of the catalogue is covered above.
         let choices = Set(RunConfig.options.filter { $0.takes.hasPrefix("one of ") }.map(\.key))
         XCTAssertEqual(choices, Set(cases.map(\.key)))
@@ -115,6 +116,13 @@ final class RunConfigOptionsTests: XCTestCase {
     func testABoundIsAProblemNamingTheOption() throws {
         let p = try RunConfig.load(file: nil, overrides: ["head.s=500"]).problems(worldSize: 1)
         XCTAssertEqual(p, ["head.s 500.0 must be in (0, 128]"])
+        XCTAssertEqual(try RunConfig.load(file: nil, overrides: ["head.s=128"]).problems(worldSize: 1), [])
+    }
+
+    func testAnUnknownPresetSuggestsTheNearest() throws {
+        let p = try RunConfig.load(file: nil, overrides: ["student.preset=smal"]).problems(worldSize: 1)
+        XCTAssertEqual(p.count, 1, "\(p)")
+        XCTAssert(p[0].hasPrefix("student.preset: unknown preset 'smal' (") && p[0].hasSuffix(" (did you mean small?)"), p[0])
     }
 
     func testUnknownKeysSuggestTheNearestOfAllKeys() {
