@@ -11,7 +11,8 @@
 //   FaceData                 synthetic faces, image folders, insightface .rec/.idx/.bin, degradations
 //   Evaluation               the 10-fold verification protocol, TAR@FAR, ROC AUC, reports and charts
 //   Pipeline                 run configuration, training loop, checkpoints, averaging, evaluation, ablation
-//   Launcher                 the `kdtrain` command line over Pipeline
+//   KDTrainCLI               the `kdtrain` command line over Pipeline (a library, so tests parse command lines)
+//   Launcher                 the `kdtrain` executable: calls KDTrainCLI
 import PackageDescription
 
 let optimize: [CSetting] = [.unsafeFlags(["-O3"])]
@@ -45,11 +46,13 @@ let package = Package(
         .target(name: "FaceData", dependencies: ["CImage", "KDCore"], path: "Sources/FaceData"),
         .target(name: "Evaluation", dependencies: ["KDCore"], path: "Sources/Evaluation"),
         .target(name: "Pipeline", dependencies: ["Model", "Dist", "FaceData", "Evaluation", "KDCore", "CStop", "COpenBLAS"], path: "Sources/Pipeline"),
-        .executableTarget(
-            name: "Launcher",
+        // The command definitions, a library so that tests can parse command lines.
+        .target(
+            name: "KDTrainCLI",
             dependencies: ["Model", "Dist", "FaceData", "Pipeline", "KDCore", "CStop",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
-            path: "Sources/Launcher"),
+            path: "Sources/KDTrainCLI"),
+        .executableTarget(name: "Launcher", dependencies: ["KDTrainCLI"], path: "Sources/Launcher"),
         // Counts heap allocations for the zero-allocation test (interposes malloc in the test process).
         .target(name: "AllocCounter", path: "Tests/AllocCounter"),
         .testTarget(name: "KDCoreTests", dependencies: ["KDCore"], path: "Tests/KDCoreTests"),
@@ -61,6 +64,8 @@ let package = Package(
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "KDCore"], path: "Tests/EvaluationTests",
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Model"], path: "Tests/PipelineTests"),
-        .testTarget(name: "LauncherTests", dependencies: ["Model", "Pipeline", "Evaluation", "FaceData", "TestSupport"], path: "Tests/LauncherTests"),
+        .testTarget(name: "LauncherTests", dependencies: ["Model", "Pipeline", "Evaluation", "FaceData", "TestSupport", "KDTrainCLI",
+                                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                    path: "Tests/LauncherTests"),
     ]
 )

@@ -42,7 +42,9 @@ public struct PairsFile: PairSet {
             for ext in ["jpg", "png", "ppm", "pgm", "jpeg"] where fm.fileExists(atPath: base + "." + ext) { return base + "." + ext }
             throw DataError(.io, where_, "no image \(base).jpg (or .png/.ppm/.pgm)")
         }
-        for (ln, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // "\r\n" is one Character in Swift, not "\n": split on it too (a pairs.txt from Windows),
+        // keeping line numbers.
+        for (ln, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).enumerated() {
             let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
             let f = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
             if f.isEmpty { continue }

@@ -118,11 +118,15 @@ struct MetadataProblem: Error { let reason: String; init(_ r: String) { reason =
 /// integer, as "The given data was not valid JSON." without the field).
 indirect enum JSONShape: Sendable {
     case int, uint64, float, bool, string, any
+    /// A `ConfigChoice`: one of these strings.
+    case choice([String])
     case array(JSONShape), optional(JSONShape), object([String: JSONShape])
 
     init(sample: Any) {
         let m = Mirror(reflecting: sample)
-        if m.displayStyle == .struct {
+        if let c = sample as? any ConfigChoice {
+            self = .choice(type(of: c).allowedValues)
+        } else if m.displayStyle == .struct {
             var fields: [String: JSONShape] = [:]
             for c in m.children { if let l = c.label { fields[l] = JSONShape(sample: c.value) } }
             self = .object(fields)
@@ -155,6 +159,7 @@ indirect enum JSONShape: Sendable {
         case .float: return "a number"
         case .bool: return "true or false"
         case .string: return "a string"
+        case .choice(let allowed): return "one of " + allowed.joined(separator: ", ")
         case .any: return "a value"
         case .array(let e): return "an array of \(e.plural)"
         case .optional(let e): return "\(e.expected) or null"
@@ -200,6 +205,9 @@ indirect enum JSONShape: Sendable {
             return d.isFinite && abs(d) <= Double(Float.greatestFiniteMagnitude) ? nil : bad()
         case .bool: return Self.isBool(v) ? nil : bad()
         case .string: return v is String ? nil : bad()
+        case .choice(let allowed):
+            guard let s = v as? String else { return bad() }
+            return allowed.contains(s) ? nil : "\(path.isEmpty ? "value" : path): " + choiceReason(s, allowed: allowed)
         case .optional(let e): return v is NSNull ? nil : e.problem(v, path: path)
         case .array(let e):
             guard let a = v as? [Any] else { return bad() }

@@ -134,7 +134,7 @@ public enum Embedder {
         if let e = errors.get() { throw e }
         let decoded = slots.all()
         let views = o.flip == .none ? 1 : 2
-        let probesOnly = images.kind == .pairs && cfg.eval.degrade == "probe"
+        let probesOnly = images.kind == .pairs && cfg.eval.degrade == .probe
         var localPixels = o.pixels ? [[Float]](repeating: [Float](repeating: 0, count: shard.count * ss), count: views) : []
         let rows = Evaluator.embed(decoded, firstIndex: shard.lowerBound, model: model, config: cfg, factor: Float(o.factor),
                                    views: views, probesOnly: probesOnly,
@@ -183,7 +183,7 @@ public enum Embedder {
         }
         var c = cfg
         c.eval.flip = o.flip != .none
-        if images.kind == .images { c.eval.degrade = "both" }
+        if images.kind == .images { c.eval.degrade = .both }
         var meta: [String: String] = [
             "format": "kdtrain-embeddings-1",
             "kdtrain_version": kdtrainVersion,
@@ -247,7 +247,7 @@ public struct Preprocessing: Codable, Equatable, Sendable {
     public var channels = "RGB"
     public var layout = "NCHW"
 
-    public init(config: RunConfig, inputSize: Int) { resize = config.data.resize; self.inputSize = inputSize }
+    public init(config: RunConfig, inputSize: Int) { resize = config.data.resize.rawValue; self.inputSize = inputSize }
 
     /// Sorted-key JSON with every number that is a float in PyTorch written with a decimal point.
     public var json: String {

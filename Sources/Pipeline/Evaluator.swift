@@ -44,7 +44,7 @@ public final class Evaluator {
     func embedShard(_ model: FaceModel, factor: Float) throws -> [Float] {
         // Image 2i is the gallery image of pair i and 2i + 1 its probe.
         Evaluator.embed(images, firstIndex: shard.lowerBound, model: model, config: cfg, factor: factor,
-                        views: cfg.eval.flip ? 2 : 1, probesOnly: cfg.eval.degrade == "probe")
+                        views: cfg.eval.flip ? 2 : 1, probesOnly: cfg.eval.degrade == .probe)
     }
 
     /// The evaluation embedding of `images`, shared by `evaluate` and `kdtrain embed` so that both see
@@ -69,8 +69,8 @@ public final class Evaluator {
         let input = UnsafeMutablePointer<Float>.allocate(capacity: bs * ss)
         defer { input.deallocate() }
         let threads = max(1, cfg.data.threads)
-        let pipes = (0..<threads).map { _ in SamplePipeline(height: side, width: side, resizeKernel: kernel(cfg.data.resize)) }
-        let down = kernel(cfg.eval.down), up = kernel(cfg.eval.up)
+        let pipes = (0..<threads).map { _ in SamplePipeline(height: side, width: side, resizeKernel: cfg.data.resize.kernel) }
+        let down = cfg.eval.down, up = cfg.eval.up
         let blur = cfg.eval.blur.map { AxisBlur(sigmaX: $0[0], sigmaY: $0[1], kernel: cfg.eval.blurKernel) }
         var start = 0
         while start < images.count {
@@ -112,13 +112,11 @@ public final class Evaluator {
         return unit
     }
 
-    static func kernel(_ s: String) -> ResizeKernel { ResizeKernel(rawValue: s) ?? .bicubic }
-
     /// How `config` degrades images at `factor`, as reports and embedding files state it.
     public static func degradationDescription(_ cfg: RunConfig, factor: Float) -> String {
         var desc = factor == 1 ? "none" : "x\(Int(factor)) \(cfg.eval.down) down, \(cfg.eval.up) up"
         if factor != 1, let b = cfg.eval.blur { desc += ", \(cfg.eval.blurKernel)x\(cfg.eval.blurKernel) blur (\(b[0]), \(b[1]))" }
-        if factor != 1 { desc += cfg.eval.degrade == "probe" ? ", probes only" : ", both images" }
+        if factor != 1 { desc += cfg.eval.degrade == .probe ? ", probes only" : ", both images" }
         desc += cfg.eval.flip ? ", flip test" : ""
         return desc
     }

@@ -18,61 +18,63 @@
 import Foundation
 
 public struct LossRecipe: Sendable {
-    public let name: String
+    public let id: RecipeName
+    public var name: String { id.rawValue }
     public let summary: String
     public let source: String
     let apply: @Sendable (inout RunConfig.Loss) -> Void
 
     /// Every recipe, in the order `kdtrain config --recipes` lists them.
     public static let all: [LossRecipe] = [
-        LossRecipe(name: "paper", summary: "CE + Hinton KD (weight 1, T 4) + A-SKD on every block's CBAM maps before the sigmoid, sum of maps, weight 5 each",
+        LossRecipe(id: .paper, summary: "CE + Hinton KD (weight 1, T 4) + A-SKD on every block's CBAM maps before the sigmoid, sum of maps, weight 5 each",
                    source: "paper Fig. 3-4 (CE + label knowledge + attention knowledge); attention term as gist-ailab/teaching-where-to-look utility/distill_loss.py, hook.py, model/backbone.py; KD as Hinton et al. 2015") { l in
             askd(&l); l.kd = 1; l.temperature = 4
         },
-        LossRecipe(name: "askd", summary: "CE + A-SKD on every block's CBAM channel and spatial maps before the sigmoid, 1 - cos per sample, batch mean, sum of maps, weight 5 each; no logit KD",
+        LossRecipe(id: .askd, summary: "CE + A-SKD on every block's CBAM channel and spatial maps before the sigmoid, 1 - cos per sample, batch mean, sum of maps, weight 5 each; no logit KD",
                    source: "Shin et al. ECCV 2022; train_student.py (loss_ce + loss_attn_distill, distill_attn_param = 5)") { l in
             askd(&l)
         },
-        LossRecipe(name: "fskd", summary: "CE + (1 - cos) of the embedding against the teacher's, weight 80; no logit or attention KD",
+        LossRecipe(id: .fskd, summary: "CE + (1 - cos) of the embedding against the teacher's, weight 80; no logit or attention KD",
                    source: "F-SKD in gist-ailab/teaching-where-to-look (feature_target on the network output, distill_param 80)") { l in
-            none(&l); l.embedding = 80; l.embeddingKind = "cosine"
+            none(&l); l.embedding = 80; l.embeddingKind = .cosine
         },
-        LossRecipe(name: "at", summary: "CE + attention transfer on each stage's output, mean((at_s - at_t)^2), weight beta/2 = 500 per stage; no logit KD",
+        LossRecipe(id: .at, summary: "CE + attention transfer on each stage's output, mean((at_s - at_t)^2), weight beta/2 = 500 per stage; no logit KD",
                    source: "Zagoruyko & Komodakis 2017; szagoruyko/attention-transfer utils.at_loss, beta = 1e3") { l in
-            none(&l); l.attention = "at"; l.atWeight = 500
+            none(&l); l.attention = .at; l.atWeight = 500
         },
-        LossRecipe(name: "hinton", summary: "CE + Hinton KD on the margin-free logits, weight 1, T 4; no attention KD",
+        LossRecipe(id: .hinton, summary: "CE + Hinton KD on the margin-free logits, weight 1, T 4; no attention KD",
                    source: "Hinton et al. 2015 (soft term scaled by T^2)") { l in
             none(&l); l.kd = 1; l.temperature = 4
         },
-        LossRecipe(name: "none", summary: "CE only (BasicNet)", source: "the paper's Table 1 first row") { l in
+        LossRecipe(id: .none, summary: "CE only (BasicNet)", source: "the paper's Table 1 first row") { l in
             none(&l)
         },
     ]
 
-    public static let named: [String: LossRecipe] = Dictionary(uniqueKeysWithValues: all.map { ($0.name, $0) })
+    /// The recipe of each `loss.recipe` value (RecipeName has one case per recipe of `all`).
+    public static let named: [RecipeName: LossRecipe] = Dictionary(uniqueKeysWithValues: all.map { ($0.id, $0) })
 
     /// The loss with every key at this recipe's value.
     public func loss() -> RunConfig.Loss {
         var l = RunConfig.Loss()
         apply(&l)
-        l.recipe = name
+        l.recipe = id
         return l
     }
 
     private static func none(_ l: inout RunConfig.Loss) {
-        l.recognition = 1; l.kd = 0; l.temperature = 4; l.attention = "none"; l.attentionWeight = 5; l.atWeight = 500
+        l.recognition = 1; l.kd = 0; l.temperature = 4; l.attention = .none; l.attentionWeight = 5; l.atWeight = 500
         l.stages = nil; l.blocks = "every"; l.channelMaps = true; l.spatialMaps = true; l.beforeSigmoid = true
-        l.meanOverMaps = false; l.embedding = 0; l.embeddingKind = "cosine"
+        l.meanOverMaps = false; l.embedding = 0; l.embeddingKind = .cosine
     }
 
     private static func askd(_ l: inout RunConfig.Loss) {
-        none(&l); l.attention = "askd"; l.attentionWeight = 5
+        none(&l); l.attention = .askd; l.attentionWeight = 5
     }
 
     /// The default configuration with the loss of the recipe named in `file` or `overrides` (the
     /// last `loss.recipe` wins); plain defaults when none is named or the name is unknown (then
-    /// validation reports it).
+    /// reading the configuration refuses it).
     static func defaults(file: String?, overrides: [String]) throws -> RunConfig {
         var name: String?
         if let file, let data = FileManager.default.contents(atPath: file),
@@ -86,7 +88,7 @@ public struct LossRecipe: Sendable {
             name = v
         }
         var c = RunConfig()
-        if let name, let r = named[name] { c.loss = r.loss() }
+        if let name, let id = RecipeName(rawValue: name), let r = named[id] { c.loss = r.loss() }
         return c
     }
 

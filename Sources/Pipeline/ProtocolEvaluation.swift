@@ -84,7 +84,7 @@ public final class IdentificationEvaluator {
     public func evaluate(_ model: FaceModel, name: String) throws -> [IdentificationResult] {
         let E = model.net.config.embeddingSize
         let np = set.probes.count, ng = set.gallery.count
-        let both = cfg.eval.degrade == "both"
+        let both = cfg.eval.degrade == .both
         var fixedGallery: [Double]? = nil
         if !both { fixedGallery = try unit(galleryImages, shard: galleryShard, count: ng, model: model, factor: 1) }
         var results: [IdentificationResult] = []

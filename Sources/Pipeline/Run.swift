@@ -424,7 +424,7 @@ public final class Run {
             .joined(separator: "\n").replacingOccurrences(of: "\n## ", with: "\n## Verification set: ") + "\n"
         if let s = cfg.eval.identification {
             md += "\nIdentification: `\(s)`; probes degraded at each factor, the gallery "
-                + (cfg.eval.degrade == "both" ? "(matched and distractors) degraded by the same factor" : "kept at x1") + ".\n"
+                + (cfg.eval.degrade == .both ? "(matched and distractors) degraded by the same factor" : "kept at x1") + ".\n"
         }
         if let s = cfg.eval.survface {
             md += "\nOpen-set verification: `\(s)`; pairs degraded as in verification.\n"
@@ -462,9 +462,9 @@ public final class Run {
         func variant(_ label: String, _ slug: String, kd: Bool, att: Bool) -> StudyVariant {
             var c = cfg
             if !kd { c.loss.kd = 0 }
-            if !att { c.loss.attention = "none" }
+            if !att { c.loss.attention = .none }
             if kd && c.loss.kd == 0 { c.loss.kd = 1 }
-            if att && c.loss.attention == "none" { c.loss.attention = "askd" }
+            if att && c.loss.attention == .none { c.loss.attention = .askd }
             return StudyVariant(label: label, slug: slug, config: c)
         }
         let variants = [variant("BasicNet (no distillation)", "basic", kd: false, att: false),
@@ -482,37 +482,37 @@ public final class Run {
     /// without distillation, attention transfer, A-SKD, and the paper's method, each with its
     /// recipe's cited values; same data, schedule and seeds.
     public func compare(seeds: Int = 1) throws -> Bool {
-        func variant(_ label: String, _ slug: String, recipe: String, head: String? = nil) -> StudyVariant {
+        func variant(_ label: String, _ slug: String, recipe: RecipeName, head: HeadKind? = nil) -> StudyVariant {
             var c = cfg
             let keep = c.loss.balanceEvery
             c.loss = LossRecipe.named[recipe]!.loss(); c.loss.balanceEvery = keep
             if let head {
                 c.head.kind = head
-                if head == "cosface" { c.head.m = 0.35 } else if head == "arcface" { c.head.m = 0.5 }
+                if head == .cosface { c.head.m = 0.35 } else if head == .arcface { c.head.m = 0.5 }
             }
             return StudyVariant(label: label, slug: slug, config: c)
         }
         // The baseline is the undistilled ArcFace student (the distilled rows use head.kind, ArcFace by default).
-        let variants = [variant("ArcFace (no distillation)", "arcface", recipe: "none", head: "arcface"),
-                        variant("CosFace (no distillation)", "cosface", recipe: "none", head: "cosface"),
-                        variant("AT (attention transfer)", "at", recipe: "at"),
-                        variant("A-SKD", "askd", recipe: "askd"),
-                        variant("paper (CE + logit KD + A-SKD)", "paper", recipe: "paper")]
+        let variants = [variant("ArcFace (no distillation)", "arcface", recipe: .none, head: .arcface),
+                        variant("CosFace (no distillation)", "cosface", recipe: .none, head: .cosface),
+                        variant("AT (attention transfer)", "at", recipe: .at),
+                        variant("A-SKD", "askd", recipe: .askd),
+                        variant("paper (CE + logit KD + A-SKD)", "paper", recipe: .paper)]
         return try study(name: "compare", heading: "kdtrain compare (paper Tables 3-4 shape)", variants: variants, seeds: seeds,
-                         notes: LossRecipe.all.filter { ["none", "at", "askd", "paper"].contains($0.name) }.map { "Recipe \($0.name): \($0.summary) (\($0.source))." }
+                         notes: LossRecipe.all.filter { [.none, .at, .askd, .paper].contains($0.id) }.map { "Recipe \($0.name): \($0.summary) (\($0.source))." }
                             + ["CosFace uses m = 0.35 (Wang et al.), ArcFace m = 0.5 (Deng et al.), both s = \(cfg.head.s); the distilled students use head.kind = \(cfg.head.kind)."],
                          combined: nil, distilled: [2, 3, 4])
     }
 
     static func describeAttention(_ l: RunConfig.Loss) -> String {
         switch l.attention {
-        case "none": return "none"
-        case "at": return "attention transfer on stage outputs, weight \(l.atWeight) per stage"
-        default:
+        case .none: return "none"
+        case .at: return "attention transfer on stage outputs, weight \(l.atWeight) per stage"
+        case .askd, .both:
             var s = "A-SKD on \(l.blocks) block(s) of stages \(l.stages.map { "\($0)" } ?? "all"), "
             s += [l.channelMaps ? "channel" : nil, l.spatialMaps ? "spatial" : nil].compactMap { $0 }.joined(separator: " + ")
             s += " maps \(l.beforeSigmoid ? "before" : "after") the sigmoid, \(l.meanOverMaps ? "mean" : "sum") over maps, weight \(l.attentionWeight)"
-            if l.attention == "both" { s += "; plus attention transfer, weight \(l.atWeight) per stage" }
+            if l.attention == .both { s += "; plus attention transfer, weight \(l.atWeight) per stage" }
             return s
         }
     }

@@ -1,6 +1,9 @@
 // The run configuration: every option of a kdtrain run, as one Codable value. It is read from a
 // JSON file (`--config`), overridden on the command line (`--set section.key=value`), validated
 // as a whole before any work starts (one line per mistake), and written into the run directory.
+// The options that take one of a few words are typed (ConfigChoice.swift); the catalogue of
+// options with their descriptions, and the unknown-key suggestion, are in ConfigOptions.swift.
+import FaceData
 import Foundation
 import Model
 
@@ -16,7 +19,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
         /// Batches prepared ahead of the trainer.
         public var prefetch = 2
         /// Kernel bringing source images to the network input size: area, bilinear, bicubic.
-        public var resize = "bilinear"
+        public var resize = InputResize.bilinear
         public var flip = true
         /// Random shift in pixels (both axes), same for both views.
         public var maxShift = 2
@@ -25,8 +28,8 @@ public struct RunConfig: Codable, Equatable, Sendable {
         /// Training picks one factor per sample from this set (1 = no degradation).
         public var trainFactors: [Float] = [1, 2, 4, 8]
         /// Down-sampling kernel (area, bilinear, bicubic, nearest); up-sampling is bicubic.
-        public var down = "bicubic"
-        public var up = "bicubic"
+        public var down = ResizeKernel.bicubic
+        public var up = ResizeKernel.bicubic
         /// Optional extra degradations, each applied with its probability: Gaussian blur (sigma in
         /// pixels at full size), additive Gaussian noise (sigma on the 0-255 scale), JPEG re-compression.
         public var blurProbability: Float = 0
@@ -46,7 +49,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
     }
     public struct Head: Codable, Equatable, Sendable {
         /// softmax, cosface or arcface.
-        public var kind = "arcface"
+        public var kind = HeadKind.arcface
         public var s: Float = 32
         public var m: Float = 0.5
     }
@@ -62,7 +65,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
         public var decayExempt = true
         public var warmupSteps = 50
         /// cosine, multistep, poly, constant.
-        public var schedule = "cosine"
+        public var schedule = ScheduleKind.cosine
         /// For multistep: milestones as fractions of training (0..1) and the factor.
         public var milestones: [Float] = [0.6, 0.85]
         public var gamma: Float = 0.1
@@ -77,13 +80,13 @@ public struct RunConfig: Codable, Equatable, Sendable {
     /// sets every key below to that recipe's cited values; keys given explicitly still win.
     public struct Loss: Codable, Equatable, Sendable {
         /// The recipe the other keys start from: paper, askd, fskd, at, hinton, none.
-        public var recipe = "paper"
+        public var recipe = RecipeName.paper
         public var recognition: Float = 1
         public var kd: Float = 1
         public var temperature: Float = 4
         /// Attention-map distillation: askd (attention similarity on CBAM maps), at (attention
         /// transfer on stage outputs), both, none.
-        public var attention = "askd"
+        public var attention = AttentionKind.askd
         /// Weight of each A-SKD map term (A-SKD: distill_attn_param = 5, every term).
         public var attentionWeight: Float = 5
         /// Weight of attention transfer per stage when attention is "at" or "both" (Zagoruyko: beta/2 = 500).
@@ -101,7 +104,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
         public var meanOverMaps = false
         public var embedding: Float = 0
         /// cosine, mse, normalized-l2.
-        public var embeddingKind = "cosine"
+        public var embeddingKind = EmbeddingKind.cosine
         /// Measure each term's gradient norm on the student every N steps (0 = never).
         public var balanceEvery = 50
     }
@@ -127,11 +130,11 @@ public struct RunConfig: Codable, Equatable, Sendable {
         public var factors: [Float] = [1, 2, 4, 8]
         public var batch = 64
         public var flip = true
-        public var down = "bicubic"
-        public var up = "bicubic"
+        public var down = ResizeKernel.bicubic
+        public var up = ResizeKernel.bicubic
         /// Which images of each pair are degraded: "probe" (the second image of each pair, as the
         /// paper degrades probes) or "both" (as A-SKD's evaluation code does).
-        public var degrade = "probe"
+        public var degrade = DegradedImages.probe
         /// Optional blur after up-sampling at factors > 1: [sigmaX, sigmaY] of a Gaussian of size
         /// `blurKernel`, reflect padding (A-SKD: [0.1, 2.0], 5). null = none.
         public var blur: [Float]? = nil
@@ -181,7 +184,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
     public static func load(file: String?, overrides: [String]) throws -> RunConfig {
         var tree = try JSONSerialization.jsonObject(with: JSONEncoder().encode(try LossRecipe.defaults(file: file, overrides: overrides))) as! [String: Any]
         // Every option with its type, optional ones (absent from the encoded defaults) included.
-        guard case .object(let known) = JSONShape(sample: RunConfig()) else { preconditionFailure("RunConfig is a struct") }
+        let known = Self.shape
         if let file {
             guard let data = FileManager.default.contents(atPath: file) else { throw ConfigError("\(file): cannot read the file") }
             guard let obj = try? JSONSerialization.jsonObject(with: data), let user = obj as? [String: Any] else {
@@ -194,12 +197,12 @@ public struct RunConfig: Codable, Equatable, Sendable {
             let key = String(o[..<eq]), raw = String(o[o.index(after: eq)...])
             let parts = key.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
             guard !parts.contains(where: \.isEmpty) else { throw ConfigError("--set \(o): empty key in '\(key)'") }
-            // A string option takes the text as it is (`--set head.kind=arcface`, `--set data.train=1`).
+            // A string or choice option takes the text as it is (`--set head.kind=arcface`, `--set data.train=1`).
             var shape: JSONShape? = .object(known)
             for part in parts { if case .object(let f)? = shape { shape = f[part] } else { shape = nil } }
             let value: Any
             switch shape {
-            case .string?: value = raw
+            case .string?, .choice?: value = raw
             case .optional(.string)?: value = raw == "null" ? NSNull() : raw
             default: value = (try? JSONSerialization.jsonObject(with: Foundation.Data(raw.utf8), options: [.fragmentsAllowed])) ?? raw
             }
@@ -220,7 +223,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
         for (k, v) in user.sorted(by: { $0.key < $1.key }) {
             let full = path.isEmpty ? k : path + "." + k
             guard let shape = known[k] else {
-                throw ConfigError("\(source): unknown option '\(full)'" + suggestion(k, Array(known.keys)))
+                throw ConfigError("\(source): unknown option '\(full)'" + keySuggestion(full, local: Array(known.keys), prefix: path))
             }
             if case .object(let sub) = shape {
                 guard let u = v as? [String: Any] else {
@@ -236,31 +239,6 @@ public struct RunConfig: Codable, Equatable, Sendable {
         }
     }
 
-    /// " (did you mean X?)" with the known keys nearest to `k` in edit distance, else the list of
-    /// known keys.
-    static func suggestion(_ k: String, _ keys: [String]) -> String {
-        func distance(_ a: String, _ b: String) -> Int {
-            let a = Array(a.lowercased()), b = Array(b.lowercased())
-            if a.isEmpty || b.isEmpty { return max(a.count, b.count) }
-            var row = Array(0...b.count)
-            for i in 1...a.count {
-                var prev = row[0]; row[0] = i
-                for j in 1...b.count {
-                    let cur = row[j]
-                    row[j] = min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] == b[j - 1] ? 0 : 1))
-                    prev = cur
-                }
-            }
-            return row[b.count]
-        }
-        let k = String(k.prefix(200))
-        let scored = keys.map { ($0, distance(k, $0)) }
-        let best = scored.map(\.1).min() ?? Int.max
-        let limit = max(2, k.count / 3)
-        let close = scored.filter { $0.1 == best && best <= limit }.map(\.0).sorted()
-        return close.isEmpty ? " (known: \(keys.sorted().joined(separator: ", ")))" : " (did you mean \(close.joined(separator: " or "))?)"
-    }
-
     /// Every problem, one line each; empty when the configuration is usable. `worldSize` is the
     /// number of ranks the run has.
     public func problems(worldSize: Int) -> [String] {
@@ -272,17 +250,11 @@ public struct RunConfig: Codable, Equatable, Sendable {
         let maxEpochs: Float = 100_000, maxHeadScale: Float = 128
         let maxBatch = 65_536, maxAccumulate = 1_024, maxSteps = 1_000_000_000, maxKeep = 1_000
         let maxBucketMB: Float = 4_096, maxFirstBucketKB: Float = 1_048_576
-        let kernels = ["area", "bilinear", "bicubic", "nearest"]
-        need(["area", "bilinear", "bicubic"].contains(data.resize), "data.resize: '\(data.resize)' is not area, bilinear or bicubic")
         need(data.threads >= 1 && data.threads <= maxThreads, "data.threads \(data.threads) must be in 1...\(maxThreads)")
         need(data.prefetch >= 1 && data.prefetch <= maxPrefetch, "data.prefetch \(data.prefetch) must be in 1...\(maxPrefetch)")
         need(data.maxShift >= 0 && data.maxShift <= maxShift, "data.maxShift \(data.maxShift) must be in 0...\(maxShift)")
         need(!degrade.trainFactors.isEmpty && degrade.trainFactors.allSatisfy { $0 >= 1 && $0 <= maxFactor },
              "degrade.trainFactors must be factors in 1...\(Int(maxFactor))")
-        need(kernels.contains(degrade.down), "degrade.down: '\(degrade.down)' is not one of \(kernels.joined(separator: ", "))")
-        need(kernels.contains(degrade.up), "degrade.up: '\(degrade.up)' is not one of \(kernels.joined(separator: ", "))")
-        need(kernels.contains(eval.down), "eval.down: '\(eval.down)' is not one of \(kernels.joined(separator: ", "))")
-        need(kernels.contains(eval.up), "eval.up: '\(eval.up)' is not one of \(kernels.joined(separator: ", "))")
         for (name, prob) in [("blurProbability", degrade.blurProbability), ("noiseProbability", degrade.noiseProbability),
                              ("jpegProbability", degrade.jpegProbability)] {
             need(prob >= 0 && prob <= 1, "degrade.\(name) must be in [0, 1]")
@@ -295,11 +267,14 @@ public struct RunConfig: Codable, Equatable, Sendable {
              "degrade.jpegQuality must be [min, max] within 1...100")
         for (name, net) in [("teacher", teacher), ("student", student)] {
             if let c = NetworkConfig.presets[net.preset] { p += c.problems(prefix: "\(name).preset \(net.preset)") }
-            else { p.append("\(name).preset: unknown preset '\(net.preset)' (\(NetworkConfig.presets.keys.sorted().joined(separator: ", ")))") }
+            else {
+                let near = EditDistance.nearest(net.preset, among: Array(NetworkConfig.presets.keys))
+                p.append("\(name).preset: unknown preset '\(net.preset)' (\(NetworkConfig.presets.keys.sorted().joined(separator: ", ")))"
+                         + (near.isEmpty ? "" : " (did you mean \(near.joined(separator: " or "))?)"))
+            }
             need(net.epochs > 0 && net.epochs <= maxEpochs, "\(name).epochs \(net.epochs) must be in (0, \(Int(maxEpochs))]")
             need(net.lr > 0, "\(name).lr must be > 0")
         }
-        need(["softmax", "cosface", "arcface"].contains(head.kind), "head.kind: '\(head.kind)' is not softmax, cosface or arcface")
         need(head.s > 0 && head.s <= maxHeadScale, "head.s \(head.s) must be in (0, \(Int(maxHeadScale))]")
         need(head.m >= 0 && head.m < 1.5, "head.m must be in [0, 1.5)")
         need(optim.batch >= 2 && optim.batch <= maxBatch, "optim.batch \(optim.batch) must be in 2...\(maxBatch)")
@@ -315,7 +290,6 @@ public struct RunConfig: Codable, Equatable, Sendable {
         need(!optim.nesterov || optim.momentum > 0, "optim.nesterov needs optim.momentum > 0")
         need(optim.weightDecay >= 0, "optim.weightDecay must be >= 0")
         need(optim.warmupSteps >= 0 && optim.warmupSteps <= maxSteps, "optim.warmupSteps \(optim.warmupSteps) must be in 0...\(maxSteps)")
-        need(["cosine", "multistep", "poly", "constant"].contains(optim.schedule), "optim.schedule: '\(optim.schedule)' is not cosine, multistep, poly or constant")
         need(optim.milestones.allSatisfy { $0 > 0 && $0 < 1 }, "optim.milestones must be fractions in (0, 1)")
         need(optim.gamma > 0 && optim.gamma <= 1_000, "optim.gamma \(optim.gamma) must be in (0, 1000]")
         need(optim.power > 0 && optim.power <= 100, "optim.power \(optim.power) must be in (0, 100]")
@@ -325,11 +299,8 @@ public struct RunConfig: Codable, Equatable, Sendable {
         need(loss.recognition >= 0 && loss.kd >= 0 && loss.attentionWeight >= 0 && loss.atWeight >= 0 && loss.embedding >= 0,
              "loss weights must be >= 0")
         need(loss.temperature >= 0.1 && loss.temperature <= 100, "loss.temperature \(loss.temperature) must be in 0.1...100")
-        need(["askd", "at", "both", "none"].contains(loss.attention), "loss.attention: '\(loss.attention)' is not askd, at, both or none")
-        need(LossRecipe.named[loss.recipe] != nil, "loss.recipe: '\(loss.recipe)' is not \(LossRecipe.all.map(\.name).joined(separator: ", "))")
         need(blockSelection != nil, "loss.blocks: '\(loss.blocks)' is not every, last or a list of stage.block (e.g. 0.0,2.1)")
         need(loss.balanceEvery >= 0, "loss.balanceEvery must be >= 0")
-        need(["cosine", "mse", "normalized-l2"].contains(loss.embeddingKind), "loss.embeddingKind: '\(loss.embeddingKind)' is not cosine, mse or normalized-l2")
         need(checkpoints.every >= 0 && checkpoints.every <= maxSteps, "checkpoints.every \(checkpoints.every) must be in 0...\(maxSteps)")
         need(checkpoints.keep >= 1 && checkpoints.keep <= maxKeep, "checkpoints.keep \(checkpoints.keep) must be in 1...\(maxKeep)")
         need(checkpoints.average >= 1, "checkpoints.average must be >= 1")
@@ -343,7 +314,6 @@ public struct RunConfig: Codable, Equatable, Sendable {
         need(eval.batch >= 1 && eval.batch <= maxBatch, "eval.batch \(eval.batch) must be in 1...\(maxBatch)")
         need(guards.maxSkippedSteps >= 0 && guards.maxSkippedSteps <= maxSteps, "guards.maxSkippedSteps \(guards.maxSkippedSteps) must be in 0...\(maxSteps)")
         need(logEvery >= 1 && logEvery <= maxSteps, "logEvery \(logEvery) must be in 1...\(maxSteps)")
-        need(["probe", "both"].contains(eval.degrade), "eval.degrade: '\(eval.degrade)' is not probe or both")
         if let b = eval.blur { need(b.count == 2 && b.allSatisfy { $0 > 0 && $0 <= 100 }, "eval.blur must be [sigmaX, sigmaY] with 0 < sigma <= 100, or null") }
         need(eval.blurKernel >= 1 && eval.blurKernel <= 31 && eval.blurKernel % 2 == 1, "eval.blurKernel must be odd, 1...31")
         p += eval.protocolProblems
@@ -366,15 +336,13 @@ public struct RunConfig: Codable, Equatable, Sendable {
         l.recognition = loss.recognition
         l.kd = loss.kd
         l.temperature = loss.temperature
-        let askd = loss.attention == "askd" || loss.attention == "both"
-        let at = loss.attention == "at" || loss.attention == "both"
-        l.attentionSimilarity = askd ? loss.attentionWeight : 0
-        l.attentionTransfer = at ? loss.atWeight : 0
+        l.attentionSimilarity = loss.attention.similarity ? loss.attentionWeight : 0
+        l.attentionTransfer = loss.attention.transfer ? loss.atWeight : 0
         l.attention = AttentionDistillConfig(stages: loss.stages ?? Array(0..<stageCount), blocks: blockSelection ?? .every,
                                              channel: loss.channelMaps, spatial: loss.spatialMaps,
                                              beforeSigmoid: loss.beforeSigmoid, meanOverMaps: loss.meanOverMaps)
         l.embedding = loss.embedding
-        l.embeddingKind = loss.embeddingKind == "mse" ? .mse : loss.embeddingKind == "normalized-l2" ? .normalizedL2 : .cosine
+        l.embeddingKind = loss.embeddingKind.distillKind
         return l
     }
 
@@ -392,9 +360,9 @@ public struct RunConfig: Codable, Equatable, Sendable {
 
     public var marginKind: MarginKind {
         switch head.kind {
-        case "softmax": return .softmax
-        case "cosface": return .cosFace(s: head.s, m: head.m)
-        default: return .arcFace(s: head.s, m: head.m)
+        case .softmax: return .softmax
+        case .cosface: return .cosFace(s: head.s, m: head.m)
+        case .arcface: return .arcFace(s: head.s, m: head.m)
         }
     }
 }

@@ -98,7 +98,7 @@ extension Run {
 
     /// One sentence on how verification images are degraded.
     public static func evaluationProtocol(_ c: RunConfig) -> String {
-        var s = c.eval.degrade == "probe" ? "The probe (second) image of each pair is" : "Both images of each pair are"
+        var s = c.eval.degrade == .probe ? "The probe (second) image of each pair is" : "Both images of each pair are"
         s += " down-sampled by the factor with \(c.eval.down) and up-sampled with \(c.eval.up)"
         if let b = c.eval.blur { s += ", then blurred by a \(c.eval.blurKernel)x\(c.eval.blurKernel) Gaussian (sigma x \(b[0]), y \(b[1]))" }
         return s + (c.eval.flip ? "; flip test." : ".")

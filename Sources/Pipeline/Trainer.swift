@@ -58,13 +58,12 @@ public final class Trainer {
 
     func batchConfig(seed: UInt64) throws -> BatchConfig {
         let c = cfg, input = model.net.config.inputSize
-        func kernel(_ s: String) -> ResizeKernel { ResizeKernel(rawValue: s) ?? .bicubic }
         let d = c.degrade
-        let deg = Degradation(factors: role == .teacher ? [1] : d.trainFactors, downKernel: kernel(d.down), upKernel: kernel(d.up),
+        let deg = Degradation(factors: role == .teacher ? [1] : d.trainFactors, downKernel: d.down, upKernel: d.up,
                               blurProbability: role == .teacher ? 0 : d.blurProbability, blurSigma: d.blurSigma[0]...d.blurSigma[1],
                               noiseProbability: role == .teacher ? 0 : d.noiseProbability, noiseSigma: d.noiseSigma[0]...d.noiseSigma[1],
                               jpegProbability: role == .teacher ? 0 : d.jpegProbability, jpegQuality: d.jpegQuality[0]...d.jpegQuality[1])
-        return BatchConfig(height: input, width: input, resizeKernel: kernel(c.data.resize),
+        return BatchConfig(height: input, width: input, resizeKernel: c.data.resize.kernel,
                            augmentation: Augmentation(flip: c.data.flip, maxShift: c.data.maxShift),
                            degradation: deg, seed: seed, threads: c.data.threads)
     }
@@ -275,10 +274,10 @@ public final class Trainer {
         let floor = baseLR * o.floor
         let decay: LRSchedule.Decay
         switch o.schedule {
-        case "multistep": decay = .multiStep(milestones: o.milestones.map { Int(($0 * Float(totalSteps)).rounded()) }, gamma: o.gamma)
-        case "poly": decay = .polynomial(power: o.power, floor: floor)
-        case "constant": decay = .constant
-        default: decay = .cosine(floor: floor)
+        case .multistep: decay = .multiStep(milestones: o.milestones.map { Int(($0 * Float(totalSteps)).rounded()) }, gamma: o.gamma)
+        case .poly: decay = .polynomial(power: o.power, floor: floor)
+        case .constant: decay = .constant
+        case .cosine: decay = .cosine(floor: floor)
         }
         return LRSchedule(baseLR: baseLR, warmupSteps: warm, totalSteps: totalSteps, decay: decay)
     }

@@ -48,6 +48,23 @@ final class FolderAndPairsTests: XCTestCase {
         assertThrowsDataError(.format, containing: "bad2.txt:1", try PairsFile(list: dir + "/bad2.txt", root: root))
     }
 
+    func testPairsTxtWithWindowsLineEndsReadsTheSamePairs() throws {
+        let dir = try tempDir(self), root = dir + "/lfw"
+        for (id, name) in ["Ann_A", "Ben_B"].enumerated() {
+            for v in 1...2 { try write(try ImageCodec.encodeJPEG(face(id, v)), "\(root)/\(name)/\(name)_\(String(format: "%04d", v)).jpg") }
+        }
+        let lines = ["1\t3", "Ann_A\t1\t2", "Ann_A\t1\tBen_B\t2", "Ann_A/Ann_A_0001.jpg Ben_B/Ben_B_0001.jpg 0"]
+        try write(Array((lines.joined(separator: "\n") + "\n").utf8), dir + "/unix.txt")
+        try write(Array((lines.joined(separator: "\r\n") + "\r\n").utf8), dir + "/windows.txt")
+        let unix = try PairsFile(list: dir + "/unix.txt", root: root)
+        let windows = try PairsFile(list: dir + "/windows.txt", root: root)
+        XCTAssertEqual(windows.issame, [true, false, false])
+        XCTAssertEqual(windows.paths, unix.paths)
+        // A mistake on a later line keeps its line number.
+        try write(Array("Ann_A 1 2\r\nAnn_A one\r\n".utf8), dir + "/bad.txt")
+        assertThrowsDataError(.format, containing: "bad.txt:2", try PairsFile(list: dir + "/bad.txt", root: root))
+    }
+
     func testGeneratedPairsAreBalancedFoldDisjointAndSeeded() throws {
         let set = try SyntheticTrainingSet(SyntheticConfig(identities: 40, imagesPerIdentity: 3))
         let p = try GeneratedPairSet(source: set, pairs: 200, seed: 5)

@@ -138,7 +138,7 @@ final class OnnxExportTests: XCTestCase {
             }
             if e.name.hasSuffix(".bias") { for i in 0..<e.count { p[i] = .random(in: -0.1...0.1, using: &rng) } }
         }
-        var cfg = RunConfig(); cfg.data.resize = "bicubic"
+        var cfg = RunConfig(); cfg.data.resize = .bicubic
         let path = dir + "/ck.safetensors"
         try Checkpoint.save(s, identity: ModelIdentity(network: config, classes: 10, head: "softmax"), position: TrainingPosition(step: 3),
                             extra: ["preprocessing": Preprocessing(config: cfg, inputSize: config.inputSize).json], momentum: false, to: path)

@@ -49,7 +49,7 @@ final class RunConfigHardeningTests: XCTestCase {
                                                          "teacher.checkpoint=a.safetensors", "student.checkpoint=null",
                                                          "loss.stages=[0,1]"])
         XCTAssertEqual(c.optim.batch, 32); XCTAssertEqual(c.seed, .max); XCTAssertEqual(c.teacher.epochs, 3)
-        XCTAssertEqual(c.head.kind, "cosface"); XCTAssertEqual(c.teacher.checkpoint, "a.safetensors")
+        XCTAssertEqual(c.head.kind, .cosface); XCTAssertEqual(c.teacher.checkpoint, "a.safetensors")
         XCTAssertNil(c.student.checkpoint); XCTAssertEqual(c.loss.stages, [0, 1])
     }
 
@@ -82,12 +82,15 @@ final class RunConfigHardeningTests: XCTestCase {
 
     func testUnknownKeySuggestsTheNearestKnownOneOptionalKeysIncluded() {
         let e = loadError(["teacher.checkpont=x"]) ?? ""
-        XCTAssert(e.contains("unknown option 'teacher.checkpont'") && e.contains("did you mean checkpoint?"), e)
-        XCTAssert((loadError(["loss.stage=[0]"]) ?? "").contains("did you mean stages?"))
-        XCTAssert((loadError(["optim.bacth=8"]) ?? "").contains("did you mean batch?"))
-        XCTAssert((loadError(["teacher.epoch=2"]) ?? "").contains("did you mean epochs?"))
-        // Nothing close: the known keys, optional ones among them.
+        XCTAssertEqual(e, "--set teacher.checkpont=x: unknown option 'teacher.checkpont' (did you mean teacher.checkpoint?)")
+        XCTAssert((loadError(["loss.stage=[0]"]) ?? "").contains("did you mean loss.stages?"))
+        XCTAssert((loadError(["optim.bacth=8"]) ?? "").contains("did you mean optim.batch?"))
+        XCTAssert((loadError(["teacher.epoch=2"]) ?? "").contains("did you mean teacher.epochs?"))
+        // Every key of every section is considered: a key in the wrong section, or without one.
+        XCTAssert((loadError(["checkpont=x"]) ?? "").contains("did you mean student.checkpoint or teacher.checkpoint?"))
+        XCTAssert((loadError(["optim.temperature=2"]) ?? "").contains("did you mean loss.temperature?"))
+        // Nothing close: the known keys of that section, optional ones among them.
         let far = loadError(["teacher.zzzzzzzzzz=1"]) ?? ""
-        XCTAssert(far.contains("known: checkpoint, epochs, lr, preset"), far)
+        XCTAssert(far.contains("known: teacher.checkpoint, teacher.epochs, teacher.lr, teacher.preset"), far)
     }
 }

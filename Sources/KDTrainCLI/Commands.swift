@@ -226,11 +226,13 @@ struct Ablation: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "The paper's Table 1 from one teacher: student without KD, + logit KD, + attention KD, + both.",
         discussion: """
-        The teacher is trained once (or loaded: --set teacher.checkpoint=PATH); every student has the same \
-        data, schedule and seed, and only its distillation terms differ; the loss starts from loss.recipe \
-        (default paper). Students go to RUN/ablation/seed-S/{basic,kd,att,kd-att}/, the tables to \
-        RUN/eval/ablation.{json,md,svg} and RUN/report.md. Options worth knowing: seed, teacher.checkpoint, \
-        loss.recipe, loss.balanceEvery, eval.degrade.
+        The teacher is trained once into RUN/teacher/, or, with --set teacher.checkpoint=PATH, loaded from \
+        that checkpoint and not trained. With seed S and --seeds N, the students of all four rows are \
+        trained with seeds S, S+1, ..., S+N-1 (the same seeds for every row), and the report gives the mean \
+        and std over seeds; only the distillation terms differ between rows. The loss starts from \
+        loss.recipe (default paper). Students go to RUN/ablation/seed-S/{basic,kd,att,kd-att}/, the tables \
+        to RUN/eval/ablation.{json,md,svg} and RUN/report.md. Options worth knowing: seed, \
+        teacher.checkpoint, loss.recipe, loss.balanceEvery, eval.degrade.
         """)
     @OptionGroup var options: RunOptions
     @OptionGroup var study: StudyOptions
@@ -252,12 +254,18 @@ struct Compare: ParsableCommand {
 struct ShowConfig: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "config",
-        abstract: "Print the effective configuration (defaults, then --config, then --set) as JSON and check it.")
+        abstract: "Print the effective configuration (defaults, then --config, then --set) as JSON and check it.",
+        discussion: """
+        Every option is printed, optional ones that are not set as null; the output reads back with \
+        --config. --explain lists each option with its default, what it takes and one line on what it does.
+        """)
     @OptionGroup var options: RunOptions
     @Option(help: "Ranks to validate the configuration for.")
     var ranks = 1
     @Flag(help: "List the loss recipes with their values and sources instead.")
     var recipes = false
+    @Flag(help: "List every option with its default, what it takes and a one-line description (and the value set, where it differs).")
+    var explain = false
     func run() throws {
         if recipes {
             for r in LossRecipe.all {
@@ -266,7 +274,7 @@ struct ShowConfig: ParsableCommand {
             return
         }
         let cfg = try RunConfig.load(file: options.config, overrides: options.overrides)
-        print(cfg.json)
+        print(explain ? cfg.explanation() : cfg.fullJSON)
         if let r = LossRecipe.named[cfg.loss.recipe] {
             let o = LossRecipe.overriddenKeys(cfg.loss)
             FileHandle.standardError.write(Data("loss.recipe \(r.name): \(r.summary)\n  source: \(r.source)\n".utf8))

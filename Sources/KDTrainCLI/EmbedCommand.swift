@@ -97,7 +97,7 @@ struct Embed: ParsableCommand {
                 try Checkpoint.load(c, into: m.store, identity: c.identity, momentum: false)
                 return (c, m, try EmbeddingImages(source: args.source, threads: cfg.data.threads))
             }
-            if comm.isRoot && !quiet, let p = c.preprocessing, p.resize != cfg.data.resize {
+            if comm.isRoot && !quiet, let p = c.preprocessing, p.resize != cfg.data.resize.rawValue {
                 print("embed: note: \(c.path) was trained with data.resize=\(p.resize); embedding with data.resize=\(cfg.data.resize) (as evaluate would); add --set data.resize=\(p.resize) to match training")
             }
             guard let out = try Embedder.run(comm: comm, config: cfg, checkpoint: c, model: m, images: images, options: args.options) else {

@@ -1,12 +1,15 @@
+// The `kdtrain` root command: its subcommands, and the OpenBLAS kernel re-exec done before any of
+// them runs. The command definitions live in this library (not in the executable) so that tests
+// can parse command lines (`KDTrain.parseAsRoot`) without spawning the binary; Sources/Launcher
+// only calls `KDTrain.main()`.
 import ArgumentParser
 import Foundation
 import Model
 import Dist
 import FaceData
 
-@main
-struct KDTrain: ParsableCommand {
-    static let configuration = CommandConfiguration(
+public struct KDTrain: ParsableCommand {
+    public static let configuration = CommandConfiguration(
         commandName: "kdtrain",
         abstract: "Knowledge-distillation training of low-quality face recognition, data-parallel over MPI.",
         version: kdtrainVersion,
@@ -14,7 +17,9 @@ struct KDTrain: ParsableCommand {
                       ShowConfig.self, Pack.self, Bench.self],
         defaultSubcommand: RunPipeline.self)
 
-    static func main() {
+    public init() {}
+
+    public static func main() {
         selectBLASKernels()
         // Under mpirun every rank parses the same command line: a usage error (or --help) is printed
         // by the first rank only; the others exit with the same status, silently.
