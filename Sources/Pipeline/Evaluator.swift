@@ -123,12 +123,18 @@ public final class Evaluator {
 
     /// Evaluates `model` at every factor of `cfg.eval.factors`. Returns the results on rank 0
     /// (empty elsewhere). Collective: every rank must call it.
+    /// Called on rank 0 after each model and factor with one line (model, factor, accuracy, seconds),
+    /// so that a long evaluation shows where it is.
+    public var progress: ((String) -> Void)?
+
     public func evaluate(_ model: FaceModel, name: String) throws -> [EvaluationResult] {
         var results: [EvaluationResult] = []
         let E = model.net.config.embeddingSize
         for f in cfg.eval.factors {
+            let t0 = Date()
             guard let unit = try unitEmbeddings(model, factor: f) else { continue }
             let m = try VerificationProtocol.evaluate(embeddings: unit, dimension: E, issame: pairs.issame)
+            progress?("evaluation: \(name) at x\(Int(f)): accuracy \(String(format: "%.2f", 100 * m.accuracy.mean)) % (\(String(format: "%.1f", Date().timeIntervalSince(t0))) s)")
             var r = EvaluationResult(model: name, dataset: datasetName, degradationFactor: Int(f),
                                      degradation: Evaluator.degradationDescription(cfg, factor: f), metrics: m)
             if cfg.eval.pairDistances { r.pairDistances = try VerificationProtocol.squaredDistances(embeddings: unit, dimension: E) }

@@ -280,7 +280,7 @@ public final class Run {
 
     /// Distills a student from `teacher` into `phaseDir` with the configured (or given) loss.
     /// Returns nil when interrupted.
-    public func student(teacher: FaceModel, phaseDir: String, config override: RunConfig? = nil) throws -> FaceModel? {
+    public func student(teacher: FaceModel, phaseDir: String, config override: RunConfig? = nil, variant: String? = nil) throws -> FaceModel? {
         let c = override ?? cfg
         let data = try trainingSet()
         let id = identity(c.student.preset, classes: data.classCount, config: c)
@@ -299,6 +299,7 @@ public final class Run {
         }
         let trainer = Trainer(role: .student, comm: comm, config: c, model: model, identity: id, teacher: teacher,
                               trainSet: data, checkpointDir: phaseDir, log: log, runID: runID)
+        trainer.variant = variant
         let outcome = try trainer.run(resume: start)
         lastBalance = trainer.balance
         switch outcome {
@@ -371,6 +372,7 @@ public final class Run {
     public func evaluate(_ models: [(String, FaceModel)], title: String, prefix: String = "results") throws -> EvaluationReport? {
         let (pairs, name) = try pairSet()
         let ev = try Evaluator(comm: comm, config: cfg, pairs: pairs, datasetName: name)
+        ev.progress = { [log] in log.say($0) }
         var results: [EvaluationResult] = []
         for (label, m) in models {
             let r = try ev.evaluate(m, name: label)

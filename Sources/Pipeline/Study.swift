@@ -42,6 +42,7 @@ extension Run {
         guard let teacher = try teacher() else { return false }
         let (pairs, dataset) = try pairSet()
         let ev = try Evaluator(comm: comm, config: cfg, pairs: pairs, datasetName: dataset)
+        ev.progress = { [log] in log.say($0) }
         log.say("\(name): evaluating the teacher")
         var rows = try ev.evaluate(teacher, name: "teacher (HR only)")
         var balances: [(String, LossBalance)] = []
@@ -52,7 +53,8 @@ extension Run {
                 c.seed = seed
                 if try stopRequested(before: "\(v.label), seed \(seed)") { return false }
                 log.say("\(name): \(v.label), seed \(seed) (\(k + 1)/\(seeds))")
-                guard let s = try student(teacher: teacher, phaseDir: "\(root)/seed-\(seed)/\(v.slug)", config: c) else { return false }
+                guard let s = try student(teacher: teacher, phaseDir: "\(root)/seed-\(seed)/\(v.slug)", config: c,
+                                          variant: "\(v.slug) seed \(seed)") else { return false }
                 if !lastBalance.isEmpty && !balances.contains(where: { $0.0 == v.label }) { balances.append((v.label, lastBalance)) }
                 if try stopRequested(before: "evaluating \(v.label), seed \(seed)") { return false }
                 log.say("\(name): evaluating \(v.label), seed \(seed)")

@@ -47,6 +47,9 @@ public final class Trainer {
     let runID: String
     /// Loss balance measured in this phase (student only; see `loss.balanceEvery`).
     public private(set) var balance = LossBalance()
+    /// Names this phase among several of one role (a study's variant and seed, e.g. "kd-att seed 1"):
+    /// in the progress line and as `variant` in every metrics.jsonl record of the phase.
+    public var variant: String?
 
     public init(role: Role, comm: Communicator, config: RunConfig, model: FaceModel, identity: ModelIdentity,
                 teacher: FaceModel?, trainSet: any TrainingSet, checkpointDir: String, log: RunLog, runID: String = "") {
@@ -129,17 +132,23 @@ public final class Trainer {
         }
         kd_install_stop_handlers()
         log.say("\(role.rawValue): \(model.net.config.forwardFLOPs / 1e9 >= 0.1 ? String(format: "%.2f", model.net.config.forwardFLOPs / 1e9) : String(format: "%.3f", model.net.config.forwardFLOPs / 1e9)) GFLOP/image, \(store.paramCount) parameters, \(trainSet.summary); \(world) rank(s) x \(perRank) images (\(c.optim.accumulate) micro-batch(es)), \(sampler.stepsPerEpoch) steps/epoch, \(totalSteps) steps" + (position.step > 0 ? ", resuming at step \(position.step)" : ""))
-        var sums = [Double](repeating: 0, count: 8)   // rec, kd, askd, at, emb, total, images, steps
-        var lastLog = Date(), lastLogStep = position.step
-        let started = Date(), startStep = position.step
+        var metrics = StepMetrics()
+        var scratch = [Double](repeating: 0, count: StepMetrics.fieldCount)
+        var clock = PhaseClock()
+        var lastLogStep = position.step
+        let started = Date()
+        let epochs = (totalSteps + sampler.stepsPerEpoch - 1) / sampler.stepsPerEpoch
+        let name = variant.map { "\(role.rawValue) (\($0))" } ?? role.rawValue
         var lastCheckpoint = ""
         var stopFlag = [Double](repeating: 0, count: 1)
+        record(["event": "phase_start", "steps": totalSteps, "from_step": position.step, "world_size": world])
         enqueueAhead()
         while position.step < totalSteps {
             let lr = schedule.lr(at: position.step)
             store.zeroGrad()
             model.net.dropoutLayer.seed(step: UInt64(position.step) &* 0x9E37_79B9 &+ UInt64(rank) &* 0x1000_0001)
             let batch = try prefetch.next()
+            clock.start()
             var local = LossBreakdown()
             for m in 0..<c.optim.accumulate {
                 reducer.beginMicroBatch(m, of: c.optim.accumulate)
@@ -158,9 +167,9 @@ public final class Trainer {
                     balance.add(terms)
                     if comm.isRoot {
                         log.say("\(role.rawValue) step \(position.step) loss balance (rank 0 shard): " + LossBalance.line(terms))
-                        var rec: [String: Any] = ["phase": role.rawValue, "event": "loss_balance", "step": position.step]
+                        var rec: [String: Any] = ["event": "loss_balance", "step": position.step]
                         for t in terms { rec[t.term.rawValue] = ["weighted": Double(t.value), "grad_norm": Double(t.gradNorm)] }
-                        log.record(rec)
+                        record(rec)
                     }
                 }
                 var first: Error?
@@ -180,27 +189,25 @@ public final class Trainer {
             // Gradients are now identical on every rank, so this decision is too.
             let norm = c.optim.clipNorm > 0 ? sgd.clipGradients(maxNorm: c.optim.clipNorm) : sgd.gradientNorm()
             enqueueAhead()
-            let a = Double(c.optim.accumulate)
             if norm.isFinite {
                 sgd.step(lr: lr)
                 // Per-rank batch-norm running statistics are averaged across ranks every step (a few
                 // KB): replicas then stay bitwise identical in every tensor, and a resume reproduces
                 // them exactly. Averaging is linear, so this equals averaging them before a checkpoint.
                 if world > 1 && !c.dist.syncBN { try comm.allReduceMean(store.buffers, count: store.bufferCount) }
-                sums[0] += Double(local.recognition) / a; sums[1] += Double(local.kd) / a
-                sums[2] += Double(local.attentionSimilarity) / a; sums[3] += Double(local.attentionTransfer) / a
-                sums[4] += Double(local.embedding) / a; sums[5] += Double(local.total) / a
-                sums[7] += 1
+                metrics.add(local, microBatches: c.optim.accumulate)
             } else {
                 position.skippedSteps += 1
                 log.say("\(role.rawValue) step \(position.step): non-finite loss or gradient (norm \(norm)); step skipped (\(position.skippedSteps) so far)")
-                log.record(["phase": role.rawValue, "event": "skipped_step", "step": position.step])
+                record(["event": "skipped_step", "step": position.step])
                 if position.skippedSteps > c.guards.maxSkippedSteps {
                     throw ConfigError("\(role.rawValue): \(position.skippedSteps) steps had non-finite loss or gradients (limit guards.maxSkippedSteps = \(c.guards.maxSkippedSteps)); lower the learning rate or check the data")
                 }
             }
-            sums[6] += Double(batch.count)
+            metrics.images += Double(batch.count)
+            let stepEpoch = position.epoch
             position.step += 1
+            clock.stepDone(position.step)
             let next = sampler.advance(SamplerPosition(epoch: position.epoch, step: position.stepInEpoch))
             position.epoch = next.epoch; position.stepInEpoch = next.step
 
@@ -214,26 +221,19 @@ public final class Trainer {
             let stopping = stopFlag[0] > 0
             let due = c.checkpoints.every > 0 && position.step % c.checkpoints.every == 0
             if position.step % c.logEvery == 0 || position.step == totalSteps || stopping {
-                var g = sums
-                try comm.allReduce(&g, op: .sum)
-                let n = max(1, g[7] / Double(world))
-                let now = Date(), dt = now.timeIntervalSince(lastLog)
-                let ips = g[6] / max(dt, 1e-9)
-                let done = Double(position.step - startStep), eta = done > 0 ? now.timeIntervalSince(started) / done * Double(totalSteps - position.step) : 0
-                let rec = g[0] / Double(world) / n, total = g[5] / Double(world) / n
-                var line = "\(role.rawValue) epoch \(position.epoch) step \(position.step)/\(totalSteps) loss \(fmt(total)) rec \(fmt(rec))"
-                if role == .student {
-                    line += " kd \(fmt(g[1] / Double(world) / n)) askd \(fmt(g[2] / Double(world) / n)) at \(fmt(g[3] / Double(world) / n))"
-                    if loss.embedding > 0 { line += " emb \(fmt(g[4] / Double(world) / n))" }
-                }
-                line += " lr \(fmt(Double(lr))) \(String(format: "%.1f", ips)) img/s ETA \(Int(eta))s"
-                log.say(line)
-                log.record(["phase": role.rawValue, "step": position.step, "epoch": position.epoch, "steps": totalSteps,
-                            "loss": total, "recognition": rec, "kd": g[1] / Double(world) / n,
-                            "attention_similarity": g[2] / Double(world) / n, "attention_transfer": g[3] / Double(world) / n,
-                            "embedding": g[4] / Double(world) / n, "lr": Double(lr), "images_per_second": ips,
-                            "grad_norm": Double(norm), "skipped_steps": position.skippedSteps, "interval_steps": Int(position.step - lastLogStep)])
-                sums = [Double](repeating: 0, count: 8); lastLog = now; lastLogStep = position.step
+                let g = try metrics.reduced(comm, scratch: &scratch)
+                let t = g.meanTerms(world: world)
+                let rate = clock.interval(images: g.images, step: position.step, totalSteps: totalSteps)
+                log.say(progressLine(role: name, epoch: stepEpoch + 1, epochs: epochs, step: position.step, totalSteps: totalSteps,
+                                     terms: t, student: role == .student, embedding: loss.embedding > 0, lr: Double(lr),
+                                     imagesPerSecond: rate.smoothed, eta: rate.eta))
+                record(["step": position.step, "epoch": position.epoch, "steps": totalSteps,
+                        "loss": t.total, "recognition": t.recognition, "kd": t.kd,
+                        "attention_similarity": t.attentionSimilarity, "attention_transfer": t.attentionTransfer,
+                        "embedding": t.embedding, "lr": Double(lr), "images_per_second": rate.raw,
+                        "images_per_second_smoothed": rate.smoothed, "eta_seconds": rate.eta,
+                        "grad_norm": Double(norm), "skipped_steps": position.skippedSteps, "interval_steps": Int(position.step - lastLogStep)])
+                metrics = StepMetrics(); lastLogStep = position.step
             }
             if due || position.step == totalSteps || stopping {
                 lastCheckpoint = try writeCheckpoint(position)
@@ -241,11 +241,21 @@ public final class Trainer {
             if stopping {
                 let sig = Int32(stopFlag[0])
                 log.say("\(role.rawValue): stop signal \(sig) received; checkpoint \(lastCheckpoint) written at step \(position.step); resume with --resume auto")
-                log.record(["phase": role.rawValue, "event": "interrupted", "step": position.step, "signal": Int(sig), "checkpoint": lastCheckpoint])
+                record(["event": "interrupted", "step": position.step, "signal": Int(sig), "checkpoint": lastCheckpoint])
+                record(["event": "phase_end", "outcome": "interrupted", "step": position.step, "seconds": Date().timeIntervalSince(started)])
                 return .interrupted(checkpoint: lastCheckpoint, signal: sig)
             }
         }
+        record(["event": "phase_end", "outcome": "completed", "step": position.step, "seconds": Date().timeIntervalSince(started)])
         return .completed(lastCheckpoint: lastCheckpoint)
+    }
+
+    /// One metrics.jsonl record of this phase: tagged with the phase and, in a study, the variant.
+    func record(_ fields: [String: Any]) {
+        var r = fields
+        r["phase"] = role.rawValue
+        if let v = variant { r["variant"] = v }
+        log.record(r)
     }
 
     /// Averages running statistics across ranks, checks replicas, writes (rank 0) and prunes.
@@ -262,7 +272,7 @@ public final class Trainer {
             let all = Checkpoint.list(in: checkpointDir).compactMap { p in Checkpoint.step(ofFile: p).map { ($0, p) } }
             let drop = Set(Checkpoint.toDelete(steps: all.map(\.0), every: cfg.checkpoints.every, keep: cfg.checkpoints.keep))
             for (s, old) in all where drop.contains(s) { try? FileManager.default.removeItem(atPath: old) }
-            log.record(["phase": role.rawValue, "event": "checkpoint", "step": position.step, "path": path])
+            record(["event": "checkpoint", "step": position.step, "path": path])
         }
         try comm.barrier()
         return path

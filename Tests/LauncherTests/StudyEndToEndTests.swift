@@ -42,6 +42,15 @@ final class StudyEndToEndTests: XCTestCase {
         XCTAssert(svg.contains("error-bar"))
         let metrics = try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8)
         XCTAssert(metrics.contains("\"event\":\"loss_balance\""))
+        // Every student record names its variant and seed; each phase has a start and an end event.
+        let records = metrics.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let studentRows = records.filter { $0["phase"] as? String == "student" && $0["loss"] != nil }
+        XCTAssertFalse(studentRows.isEmpty)
+        XCTAssert(studentRows.allSatisfy { $0["variant"] is String }, "a student row without its variant")
+        XCTAssertEqual(Set(studentRows.compactMap { $0["variant"] as? String }),
+                       Set(["basic", "kd", "att", "kd-att"].flatMap { v in [1, 2].map { "\(v) seed \($0)" } }))
+        XCTAssertEqual(records.filter { $0["event"] as? String == "phase_start" }.count, 9)   // the teacher and 8 students
+        XCTAssertEqual(records.filter { $0["event"] as? String == "phase_end" && $0["outcome"] as? String == "completed" }.count, 9)
         // A second ablation in the same run directory is refused, not written over the first.
         let again = try ProcessRunner.run(try kdtrain, ranks: nil, ["ablation", "--run-dir", dir] + schedule + tinyRun + ["--set", "teacher.checkpoint=" + (try FileManager.default.contentsOfDirectory(atPath: dir + "/teacher").sorted().map { dir + "/teacher/" + $0 }.last!)], timeout: 120)
         XCTAssertNotEqual(again.status, 0)
