@@ -1,4 +1,6 @@
-// The whole pipeline and its phases over one run directory:
+// A run over one run directory: preparing the directory (lock, config.json, orphan temporaries),
+// opening the data sources once on every rank (agreed failures, a fresh directory removed again),
+// stop requests between stages, and the default job (`pipeline`). The layout:
 //
 //   RUN/config.json           effective configuration, software version, world size
 //   RUN/metrics.jsonl         one JSON object per progress line, checkpoint and event
@@ -7,9 +9,13 @@
 //   RUN/eval/results.json, results.md, accuracy.svg
 //   RUN/report.md
 //
+// The phases are in RunPhases.swift, averaging in RunAveraging.swift, evaluation and the report in
+// RunReport.swift, the studies (ablation, compare) in Study.swift.
+//
 // Resume: with `resume: .auto` each phase continues from its latest checkpoint (a finished phase
-// is loaded, not retrained); without it, a run directory that already holds checkpoints is
-// refused, so earlier results are never overwritten.
+// is loaded, not retrained); with `.path` the phase that wrote it resumes from it; without either,
+// a run directory that already holds checkpoints is refused, so earlier results are never
+// overwritten.
 import CStop
 import Dist
 import Evaluation
@@ -41,6 +47,9 @@ public final class Run {
     /// Whether this job created the run directory (rank 0); a job whose data fail to open then
     /// removes it again instead of leaving an empty run behind.
     private var createdDirectory = false
+    /// The phase a `--resume PATH` checkpoint belongs to (nil without one): its `phase` metadata,
+    /// else the name of the folder it lies in (`teacher/` or `student/`).
+    public private(set) var resumePathRole: Trainer.Role?
 
     public init(comm: Communicator, config: RunConfig, dir: String, resume: ResumeMode, quiet: Bool = false) throws {
         self.comm = comm; cfg = config; self.dir = dir; self.resume = resume
@@ -194,249 +203,6 @@ public final class Run {
         return s
     }
 
-    // MARK: models
-
-    func identity(_ preset: String, classes: Int, config: RunConfig? = nil) -> ModelIdentity {
-        ModelIdentity(network: NetworkConfig.presets[preset]!, classes: classes, head: (config ?? cfg).marginKind.description)
-    }
-
-    func makeModel(_ preset: String, classes: Int, seed: UInt64, trainable: Bool, config: RunConfig? = nil) -> FaceModel {
-        FaceModel(config: NetworkConfig.presets[preset]!, classes: classes, margin: (config ?? cfg).marginKind, seed: seed, trainable: trainable)
-    }
-
-    /// Total optimizer steps of a phase (independent of the number of ranks: the global batch is fixed).
-    func totalSteps(epochs: Float, datasetSize: Int) -> Int {
-        max(1, Int((epochs * Float(datasetSize / cfg.optim.batch)).rounded()))
-    }
-
-    /// The checkpoint to resume a phase from: nil = start fresh.
-    /// `--resume PATH` resumes the phase that wrote PATH (its `phase` metadata) from PATH; the
-    /// other phase continues as with `--resume auto` (a finished teacher is loaded, an unfinished
-    /// one continues from its latest checkpoint), so nothing earlier is retrained or overwritten.
-    func resumePoint(phaseDir: String, role: Trainer.Role) throws -> Checkpoint.Contents? {
-        switch resume {
-        case .none: return nil
-        case .path(let p) where resumePathRole == role: return try Checkpoint.read(p)
-        case .path, .auto:
-            guard let last = Checkpoint.list(in: phaseDir).last else { return nil }
-            return try Checkpoint.read(last)
-        }
-    }
-
-    /// The phase a `--resume PATH` checkpoint belongs to (nil without one): its `phase` metadata,
-    /// else the name of the folder it lies in (`teacher/` or `student/`).
-    public private(set) var resumePathRole: Trainer.Role?
-
-    static func phase(ofResumeCheckpoint path: String) throws -> Trainer.Role {
-        let c = try Checkpoint.read(path)
-        if let p = c.metadata["phase"] {
-            guard let role = Trainer.Role(rawValue: p) else {
-                throw CheckpointError(path, "its phase metadata '\(p)' is neither teacher nor student")
-            }
-            return role
-        }
-        let folder = URL(fileURLWithPath: path).deletingLastPathComponent().lastPathComponent
-        guard let role = Trainer.Role(rawValue: folder) else {
-            throw CheckpointError(path, "--resume PATH: the checkpoint does not say which phase wrote it (no 'phase' metadata, not in a teacher/ or student/ folder); use --resume auto")
-        }
-        return role
-    }
-
-    /// Refuses a `--resume PATH` of the wrong phase for `command` (train-teacher: a teacher
-    /// checkpoint; distill: a student checkpoint). Collective.
-    public func requireResumePhase(_ role: Trainer.Role, for command: String) throws {
-        try opening {
-            if let r = resumePathRole, r != role, case .path(let p) = resume {
-                throw ConfigError("\(command) --resume \(p): that is a \(r.rawValue) checkpoint; \(command) resumes a \(role.rawValue) checkpoint (or use --resume auto)")
-            }
-        }
-    }
-
-    /// Trains (or resumes, or loads) the teacher. Returns nil when interrupted by a stop signal.
-    public func teacher() throws -> FaceModel? {
-        let data = try trainingSet()
-        let id = identity(cfg.teacher.preset, classes: data.classCount)
-        let model = makeModel(cfg.teacher.preset, classes: data.classCount, seed: cfg.seed &+ 101, trainable: true)
-        if let path = cfg.teacher.checkpoint {
-            try Checkpoint.load(try Checkpoint.read(path), into: model.store, identity: id, momentum: false)
-            log.say("teacher: loaded \(path)")
-            return model
-        }
-        let phaseDir = dir + "/teacher"
-        let total = totalSteps(epochs: cfg.teacher.epochs, datasetSize: data.count)
-        let start = try resumePoint(phaseDir: phaseDir, role: .teacher)
-        if let s = start, s.position.step >= total {
-            try Checkpoint.load(s, into: model.store, identity: id, momentum: true)
-            log.say("teacher: finished earlier (\(s.path))")
-            return model
-        }
-        let trainer = Trainer(role: .teacher, comm: comm, config: cfg, model: model, identity: id, teacher: nil,
-                              trainSet: data, checkpointDir: phaseDir, log: log, runID: runID)
-        switch try trainer.run(resume: start) {
-        case .completed: return model
-        case .interrupted: return nil
-        }
-    }
-
-    /// Distills a student from `teacher` into `phaseDir` with the configured (or given) loss.
-    /// Returns nil when interrupted.
-    public func student(teacher: FaceModel, phaseDir: String, config override: RunConfig? = nil, variant: String? = nil) throws -> FaceModel? {
-        let c = override ?? cfg
-        let data = try trainingSet()
-        let id = identity(c.student.preset, classes: data.classCount, config: c)
-        let model = makeModel(c.student.preset, classes: data.classCount, seed: c.seed &+ 202, trainable: true, config: c)
-        lastBalance = LossBalance()
-        try FileManager.default.createDirectory(atPath: phaseDir, withIntermediateDirectories: true)
-        if let path = c.student.checkpoint {
-            try Checkpoint.load(try Checkpoint.read(path), into: model.store, identity: id, momentum: false)
-        }
-        let total = totalSteps(epochs: c.student.epochs, datasetSize: data.count)
-        let start = try resumePoint(phaseDir: phaseDir, role: .student)
-        if let s = start, s.position.step >= total {
-            try Checkpoint.load(s, into: model.store, identity: id, momentum: true)
-            log.say("student: finished earlier (\(s.path))")
-            return model
-        }
-        let trainer = Trainer(role: .student, comm: comm, config: c, model: model, identity: id, teacher: teacher,
-                              trainSet: data, checkpointDir: phaseDir, log: log, runID: runID)
-        trainer.variant = variant
-        let outcome = try trainer.run(resume: start)
-        lastBalance = trainer.balance
-        switch outcome {
-        case .completed: return model
-        case .interrupted: return nil
-        }
-    }
-
-    /// Averages the last `checkpoints.average` checkpoints of `phaseDir` (or `paths`), re-estimates
-    /// batch-norm statistics on training batches (all ranks), writes `averaged.safetensors`.
-    public func average(phaseDir: String, paths: [String]? = nil, force: Bool = false, output: String? = nil) throws -> FaceModel {
-        let data = try trainingSet()
-        let list = paths ?? Array(Checkpoint.list(in: phaseDir).suffix(cfg.checkpoints.average))
-        guard !list.isEmpty else { throw ConfigError("\(phaseDir): no checkpoints to average") }
-        let first = try Checkpoint.read(list.last!)
-        let id = first.identity
-        let model = FaceModel(config: id.network, classes: id.classes, margin: cfg.marginKind, seed: 0, trainable: true)
-        try Checkpoint.average(list, into: model.store, identity: id, force: force)
-        try reestimateBatchNorm(model, data: data, batches: cfg.checkpoints.bnBatches)
-        let out = output ?? phaseDir + "/averaged.safetensors"
-        if comm.isRoot {
-            // No optimizer state: the averaged model is for evaluation and export, not for resuming.
-            try Checkpoint.save(model.store, identity: id, position: first.position,
-                                extra: ["averaged_from": list.map { URL(fileURLWithPath: $0).lastPathComponent }.joined(separator: ","),
-                                        "world_size": String(comm.size), "run_id": first.metadata["run_id"] ?? runID,
-                                        "phase": first.metadata["phase"] ?? "student", "seed": first.metadata["seed"] ?? String(cfg.seed),
-                                        "preprocessing": first.metadata["preprocessing"] ?? Preprocessing(config: cfg, inputSize: id.network.inputSize).json],
-                                momentum: false, to: out)
-        }
-        log.say("average: \(list.count) checkpoint(s) -> \(out) (batch-norm statistics re-estimated on \(cfg.checkpoints.bnBatches) batch(es) per rank)")
-        log.record(["event": "average", "inputs": list, "output": out])
-        try comm.barrier()
-        return model
-    }
-
-    /// Running statistics = the mean of the batch statistics of `batches` training batches per
-    /// rank (student view), averaged over ranks. Weights are untouched.
-    public func reestimateBatchNorm(_ model: FaceModel, data: any TrainingSet, batches: Int) throws {
-        guard batches > 0 else { return }
-        let perRank = max(2, cfg.optim.batch / comm.size / cfg.optim.accumulate)
-        var sampler = try DistributedSampler(datasetSize: data.count, globalBatch: perRank * comm.size, worldSize: comm.size,
-                                             rank: comm.rank, seed: cfg.seed ^ 0xB17E)
-        let trainer = Trainer(role: .student, comm: comm, config: cfg, model: model, identity: identity(cfg.student.preset, classes: data.classCount),
-                              teacher: nil, trainSet: data, checkpointDir: dir, log: log)
-        let producer = try BatchProducer(source: data, config: trainer.batchConfig(seed: cfg.seed ^ 0xB17E))
-        let batch = Batch(capacity: perRank, height: model.net.config.inputSize, width: model.net.config.inputSize)
-        let bns = model.net.batchNorms
-        for bn in bns {
-            let st = model.store
-            (st.buffers + bn.runningMeanOffset).update(repeating: 0, count: bn.channels)
-            (st.buffers + bn.runningVarOffset).update(repeating: 1, count: bn.channels)
-        }
-        let saved = bns.map(\.momentum)
-        defer { for (bn, m) in zip(bns, saved) { bn.momentum = m } }
-        model.plan(batch: perRank, needsGrad: false)
-        var pos = SamplerPosition(epoch: 0, step: 0)
-        for k in 0..<batches {
-            for bn in bns { bn.momentum = 1 / Float(k + 1) }
-            try producer.fill(batch, indices: sampler.indices(at: pos), epoch: pos.epoch)
-            pos = sampler.advance(pos)
-            model.net.input.loadNCHW(batch.lr.baseAddress!)
-            model.net.forward(training: true)
-        }
-        if comm.size > 1 { try comm.allReduceMean(model.store.buffers, count: model.store.bufferCount) }
-    }
-
-    /// Evaluates models and writes eval/results.json, results.md, accuracy.svg (rank 0): verification,
-    /// and identification (eval.identification) and open-set verification (eval.survface) when set.
-    @discardableResult
-    public func evaluate(_ models: [(String, FaceModel)], title: String, prefix: String = "results") throws -> EvaluationReport? {
-        let (pairs, name) = try pairSet()
-        let ev = try Evaluator(comm: comm, config: cfg, pairs: pairs, datasetName: name)
-        ev.progress = { [log] in log.say($0) }
-        var results: [EvaluationResult] = []
-        for (label, m) in models {
-            let r = try ev.evaluate(m, name: label)
-            results += r
-            for x in r { log.record(["event": "evaluation", "model": label, "factor": x.degradationFactor, "accuracy": x.accuracy,
-                                     "std": x.accuracyStd, "tar_at_far": x.tarAtFar, "auc": x.auc, "threshold": x.threshold]) }
-        }
-        var identification: [IdentificationResult]? = nil, openSet: [OpenSetResult]? = nil
-        if let set = try identificationSet() {
-            let ev = try IdentificationEvaluator(comm: comm, config: cfg, set: set,
-                                                 datasetName: RunConfig.Eval.identificationName(cfg.eval.identification!))
-            var rows: [IdentificationResult] = []
-            for (label, m) in models {
-                let r = try ev.evaluate(m, name: label)
-                rows += r
-                for x in r { log.record(["event": "identification", "model": label, "factor": x.degradationFactor,
-                                         "ranks": x.ranks, "cmc": x.cmc]) }
-            }
-            identification = rows
-        }
-        if let pairs = try openSetPairs() {
-            let ev = try Evaluator(comm: comm, config: cfg, pairs: pairs, datasetName: "SurvFace")
-            var rows: [OpenSetResult] = []
-            for (label, m) in models {
-                let r = try ev.openSet(m, name: label)
-                rows += r
-                for x in r { log.record(["event": "open-set verification", "model": label, "factor": x.degradationFactor,
-                                         "far": x.points.map(\.farTarget), "tar": x.points.map(\.tar), "auc": x.auc]) }
-            }
-            openSet = rows
-        }
-        guard comm.isRoot else { return nil }
-        let report = EvaluationReport(title: title, results: results, identification: identification, openSet: openSet)
-        let base = URL(fileURLWithPath: dir + "/eval")
-        try report.writeJSON(to: base.appendingPathComponent(prefix + ".json"))
-        try report.writeMarkdown(to: base.appendingPathComponent(prefix + ".md"))
-        try report.writeSVG(dataset: name, to: base.appendingPathComponent(prefix == "results" ? "accuracy.svg" : prefix + ".svg"))
-        log.say(report.markdownTables())
-        return report
-    }
-
-    /// Writes RUN/report.md: what ran, the results table, where the files are.
-    public func writeReport(_ report: EvaluationReport?, heading: String, notes: [String]) throws {
-        guard comm.isRoot, let report else { return }
-        var md = "# \(heading)\n\n"
-        md += "kdtrain \(kdtrainVersion), \(comm.size) rank(s), OpenBLAS core \(Compute.blasCore), \(Compute.threads) thread(s) per rank.\n\n"
-        md += "Training data: `\(cfg.data.train)`; verification pairs: `\(cfg.data.eval)`; teacher `\(cfg.teacher.preset)`, student `\(cfg.student.preset)`, head \(cfg.marginKind).\n\n"
-        md += Run.evaluationProtocol(cfg) + "\n"
-        // The report's own title line is this file's heading already.
-        md += report.verificationTables().split(separator: "\n", omittingEmptySubsequences: false).dropFirst()
-            .joined(separator: "\n").replacingOccurrences(of: "\n## ", with: "\n## Verification set: ") + "\n"
-        if let s = cfg.eval.identification {
-            md += "\nIdentification: `\(s)`; probes degraded at each factor, the gallery "
-                + (cfg.eval.degrade == .both ? "(matched and distractors) degraded by the same factor" : "kept at x1") + ".\n"
-        }
-        if let s = cfg.eval.survface {
-            md += "\nOpen-set verification: `\(s)`; pairs degraded as in verification.\n"
-        }
-        md += report.protocolTables()
-        for n in notes { md += "- \(n)\n" }
-        md += "\nFiles: `config.json`, `metrics.jsonl`, `teacher/`, `student/`, `eval/results.json`, `eval/results.md`, `eval/accuracy.svg`.\n"
-        try AtomicFile.write(Data(md.utf8), to: dir + "/report.md")
-    }
-
     /// The default job: teacher, student, averaging, evaluation, report. Returns false when a
     /// stop signal interrupted it (a checkpoint was written; rerun with resume auto).
     public func pipeline() throws -> Bool {
@@ -458,64 +224,4 @@ public final class Run {
         return true
     }
 
-    /// The paper's Table 1 from one teacher: the student without distillation, with logit KD,
-    /// with attention KD, with both; each over `seeds` seeds and evaluated at every factor.
-    public func ablation(seeds: Int = 1) throws -> Bool {
-        func variant(_ label: String, _ slug: String, kd: Bool, att: Bool) -> StudyVariant {
-            var c = cfg
-            if !kd { c.loss.kd = 0 }
-            if !att { c.loss.attention = .none }
-            if kd && c.loss.kd == 0 { c.loss.kd = 1 }
-            if att && c.loss.attention == .none { c.loss.attention = .askd }
-            return StudyVariant(label: label, slug: slug, config: c)
-        }
-        let variants = [variant("BasicNet (no distillation)", "basic", kd: false, att: false),
-                        variant("+ logit KD", "kd", kd: true, att: false),
-                        variant("+ attention KD", "att", kd: false, att: true),
-                        variant("+ logit KD + attention KD", "kd-att", kd: true, att: true)]
-        let att = variants[2].config.loss
-        return try study(name: "ablation", heading: "kdtrain ablation (paper Table 1 shape)", variants: variants, seeds: seeds,
-                         notes: ["Logit KD: T = \(variants[1].config.loss.temperature), weight \(variants[1].config.loss.kd); attention KD: \(Run.describeAttention(att)).",
-                                 "Loss recipe: \(cfg.loss.recipe)" + { let o = LossRecipe.overriddenKeys(cfg.loss); return o.isEmpty ? "." : ", with \(o.joined(separator: ", ")) set explicitly." }()],
-                         combined: (both: 3, parts: [1, 2]))
-    }
-
-    /// The comparison rows of the paper's Tables 3-4 from one teacher: CosFace and ArcFace students
-    /// without distillation, attention transfer, A-SKD, and the paper's method, each with its
-    /// recipe's cited values; same data, schedule and seeds.
-    public func compare(seeds: Int = 1) throws -> Bool {
-        func variant(_ label: String, _ slug: String, recipe: RecipeName, head: HeadKind? = nil) -> StudyVariant {
-            var c = cfg
-            let keep = c.loss.balanceEvery
-            c.loss = LossRecipe.named[recipe]!.loss(); c.loss.balanceEvery = keep
-            if let head {
-                c.head.kind = head
-                if head == .cosface { c.head.m = 0.35 } else if head == .arcface { c.head.m = 0.5 }
-            }
-            return StudyVariant(label: label, slug: slug, config: c)
-        }
-        // The baseline is the undistilled ArcFace student (the distilled rows use head.kind, ArcFace by default).
-        let variants = [variant("ArcFace (no distillation)", "arcface", recipe: .none, head: .arcface),
-                        variant("CosFace (no distillation)", "cosface", recipe: .none, head: .cosface),
-                        variant("AT (attention transfer)", "at", recipe: .at),
-                        variant("A-SKD", "askd", recipe: .askd),
-                        variant("paper (CE + logit KD + A-SKD)", "paper", recipe: .paper)]
-        return try study(name: "compare", heading: "kdtrain compare (paper Tables 3-4 shape)", variants: variants, seeds: seeds,
-                         notes: LossRecipe.all.filter { [.none, .at, .askd, .paper].contains($0.id) }.map { "Recipe \($0.name): \($0.summary) (\($0.source))." }
-                            + ["CosFace uses m = 0.35 (Wang et al.), ArcFace m = 0.5 (Deng et al.), both s = \(cfg.head.s); the distilled students use head.kind = \(cfg.head.kind)."],
-                         combined: nil, distilled: [2, 3, 4])
-    }
-
-    static func describeAttention(_ l: RunConfig.Loss) -> String {
-        switch l.attention {
-        case .none: return "none"
-        case .at: return "attention transfer on stage outputs, weight \(l.atWeight) per stage"
-        case .askd, .both:
-            var s = "A-SKD on \(l.blocks) block(s) of stages \(l.stages.map { "\($0)" } ?? "all"), "
-            s += [l.channelMaps ? "channel" : nil, l.spatialMaps ? "spatial" : nil].compactMap { $0 }.joined(separator: " + ")
-            s += " maps \(l.beforeSigmoid ? "before" : "after") the sigmoid, \(l.meanOverMaps ? "mean" : "sum") over maps, weight \(l.attentionWeight)"
-            if l.attention == .both { s += "; plus attention transfer, weight \(l.atWeight) per stage" }
-            return s
-        }
-    }
 }

@@ -106,3 +106,66 @@ extension Run {
         return s + (c.eval.flip ? "; flip test." : ".")
     }
 }
+
+extension Run {
+    /// The paper's Table 1 from one teacher: the student without distillation, with logit KD,
+    /// with attention KD, with both; each over `seeds` seeds and evaluated at every factor.
+    public func ablation(seeds: Int = 1) throws -> Bool {
+        func variant(_ label: String, _ slug: String, kd: Bool, att: Bool) -> StudyVariant {
+            var c = cfg
+            if !kd { c.loss.kd = 0 }
+            if !att { c.loss.attention = .none }
+            if kd && c.loss.kd == 0 { c.loss.kd = 1 }
+            if att && c.loss.attention == .none { c.loss.attention = .askd }
+            return StudyVariant(label: label, slug: slug, config: c)
+        }
+        let variants = [variant("BasicNet (no distillation)", "basic", kd: false, att: false),
+                        variant("+ logit KD", "kd", kd: true, att: false),
+                        variant("+ attention KD", "att", kd: false, att: true),
+                        variant("+ logit KD + attention KD", "kd-att", kd: true, att: true)]
+        let att = variants[2].config.loss
+        return try study(name: "ablation", heading: "kdtrain ablation (paper Table 1 shape)", variants: variants, seeds: seeds,
+                         notes: ["Logit KD: T = \(variants[1].config.loss.temperature), weight \(variants[1].config.loss.kd); attention KD: \(Run.describeAttention(att)).",
+                                 "Loss recipe: \(cfg.loss.recipe)" + { let o = LossRecipe.overriddenKeys(cfg.loss); return o.isEmpty ? "." : ", with \(o.joined(separator: ", ")) set explicitly." }()],
+                         combined: (both: 3, parts: [1, 2]))
+    }
+
+    /// The comparison rows of the paper's Tables 3-4 from one teacher: CosFace and ArcFace students
+    /// without distillation, attention transfer, A-SKD, and the paper's method, each with its
+    /// recipe's cited values; same data, schedule and seeds.
+    public func compare(seeds: Int = 1) throws -> Bool {
+        func variant(_ label: String, _ slug: String, recipe: RecipeName, head: HeadKind? = nil) -> StudyVariant {
+            var c = cfg
+            let keep = c.loss.balanceEvery
+            c.loss = LossRecipe.named[recipe]!.loss(); c.loss.balanceEvery = keep
+            if let head {
+                c.head.kind = head
+                if head == .cosface { c.head.m = 0.35 } else if head == .arcface { c.head.m = 0.5 }
+            }
+            return StudyVariant(label: label, slug: slug, config: c)
+        }
+        // The baseline is the undistilled ArcFace student (the distilled rows use head.kind, ArcFace by default).
+        let variants = [variant("ArcFace (no distillation)", "arcface", recipe: .none, head: .arcface),
+                        variant("CosFace (no distillation)", "cosface", recipe: .none, head: .cosface),
+                        variant("AT (attention transfer)", "at", recipe: .at),
+                        variant("A-SKD", "askd", recipe: .askd),
+                        variant("paper (CE + logit KD + A-SKD)", "paper", recipe: .paper)]
+        return try study(name: "compare", heading: "kdtrain compare (paper Tables 3-4 shape)", variants: variants, seeds: seeds,
+                         notes: LossRecipe.all.filter { [.none, .at, .askd, .paper].contains($0.id) }.map { "Recipe \($0.name): \($0.summary) (\($0.source))." }
+                            + ["CosFace uses m = 0.35 (Wang et al.), ArcFace m = 0.5 (Deng et al.), both s = \(cfg.head.s); the distilled students use head.kind = \(cfg.head.kind)."],
+                         combined: nil, distilled: [2, 3, 4])
+    }
+
+    static func describeAttention(_ l: RunConfig.Loss) -> String {
+        switch l.attention {
+        case .none: return "none"
+        case .at: return "attention transfer on stage outputs, weight \(l.atWeight) per stage"
+        case .askd, .both:
+            var s = "A-SKD on \(l.blocks) block(s) of stages \(l.stages.map { "\($0)" } ?? "all"), "
+            s += [l.channelMaps ? "channel" : nil, l.spatialMaps ? "spatial" : nil].compactMap { $0 }.joined(separator: " + ")
+            s += " maps \(l.beforeSigmoid ? "before" : "after") the sigmoid, \(l.meanOverMaps ? "mean" : "sum") over maps, weight \(l.attentionWeight)"
+            if l.attention == .both { s += "; plus attention transfer, weight \(l.atWeight) per stage" }
+            return s
+        }
+    }
+}

@@ -59,6 +59,12 @@ public final class Trainer {
         epochs = net.epochs; baseLR = net.lr
     }
 
+    /// Total optimizer steps of a phase of `epochs` epochs (independent of the number of ranks: the
+    /// global batch is fixed, so an epoch is data set size / optim.batch steps). The one formula.
+    public static func totalSteps(epochs: Float, stepsPerEpoch: Int) -> Int {
+        max(1, Int((epochs * Float(stepsPerEpoch)).rounded()))
+    }
+
     func batchConfig(seed: UInt64) throws -> BatchConfig {
         let c = cfg, input = model.net.config.inputSize
         let d = c.degrade
@@ -81,7 +87,7 @@ public final class Trainer {
         let seed = c.seed &+ (role == .teacher ? 0 : 0x5EED)
         var sampler = try DistributedSampler(datasetSize: trainSet.count, globalBatch: c.optim.batch, worldSize: world,
                                              rank: rank, seed: seed)
-        let totalSteps = max(1, Int((epochs * Float(sampler.stepsPerEpoch)).rounded()))
+        let totalSteps = Trainer.totalSteps(epochs: epochs, stepsPerEpoch: sampler.stepsPerEpoch)
         var position = TrainingPosition()
         if let r = resume {
             try Checkpoint.load(r, into: store, identity: identity, momentum: true)
