@@ -247,8 +247,9 @@ public final class Trainer {
             if stopping {
                 let sig = Int32(stopFlag[0])
                 log.say("\(role.rawValue): stop signal \(sig) received; checkpoint \(lastCheckpoint) written at step \(position.step); resume with --resume auto")
-                record(["event": "interrupted", "step": position.step, "signal": Int(sig), "checkpoint": lastCheckpoint])
+                // The stop record stays the last one: requeue scripts read it (cluster/kdtrain.sbatch).
                 record(["event": "phase_end", "outcome": "interrupted", "step": position.step, "seconds": Date().timeIntervalSince(started)])
+                record(["event": "interrupted", "step": position.step, "signal": Int(sig), "checkpoint": lastCheckpoint])
                 return .interrupted(checkpoint: lastCheckpoint, signal: sig)
             }
         }
