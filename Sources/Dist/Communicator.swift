@@ -224,7 +224,7 @@ public final class Communicator {
 
     // MARK: Waiting (the watchdog)
 
-    /// Waits for `count` requests of one collective: MPI_Testall in a tight loop for
+    /// Waits for `count` requests of one collective: MPI_Test in a tight loop for
     /// `spinSeconds`, then between sleeps growing to `maxSleepNanoseconds`; after `stallTimeout`
     /// seconds, or when another rank reports a stall, it declares the stall (see Watchdog.swift).
     /// Counts one collective even when `count` is 0, so every rank numbers collectives alike.
@@ -234,9 +234,16 @@ public final class Communicator {
               call: StaticString) throws {
         collectiveCount += 1
         if let stallReport { throw DistError.stalled(stallReport) }
+        // Requests are tested in order with MPI_Test (MPI_Testall would hide an error's code
+        // behind MPI_ERR_IN_STATUS); `done` of them have completed.
+        var done = 0
         var flag: Int32 = 0
-        try check(MPI_Testall(Int32(count), requests, &flag, kd_mpi_statuses_ignore()), call)
-        if flag != 0 { return }
+        while done < count {
+            try check(MPI_Test(requests + done, &flag, kd_mpi_status_ignore()), call)
+            if flag == 0 { break }
+            done += 1
+        }
+        if done == count { return }
         let start = MPI_Wtime()
         var sleep = 0
         while true {
@@ -247,12 +254,17 @@ public final class Communicator {
                 _ = nanosleep(&ts, nil)
                 sleep = Swift.min(2 * sleep, Self.maxSleepNanoseconds)
             }
-            try check(MPI_Testall(Int32(count), requests, &flag, kd_mpi_statuses_ignore()), call)
-            if flag != 0 { return }
+            while done < count {
+                try check(MPI_Test(requests + done, &flag, kd_mpi_status_ignore()), call)
+                if flag == 0 { break }
+                done += 1
+            }
+            if done == count { return }
             if sleep > 0, let channel = stallChannel {
                 let waited = MPI_Wtime() - start
-                if channel.poll() || (stallTimeout > 0 && waited >= stallTimeout) {
-                    try declareStall(what, waited: waited, channel: channel)
+                let timedOut = stallTimeout > 0 && waited >= stallTimeout
+                if timedOut || channel.poll() {
+                    try declareStall(what, waited: waited, timedOut: timedOut, channel: channel)
                 }
             }
         }
@@ -262,9 +274,9 @@ public final class Communicator {
     /// until all have reported), and throws the stall report on the lowest-numbered rank that
     /// knows of the stall; the other reporting ranks wait for that rank to end the job and throw
     /// the report themselves only if it does not.
-    private func declareStall(_ what: Collective, waited: Double, channel: StallChannel) throws -> Never {
+    private func declareStall(_ what: Collective, waited: Double, timedOut: Bool, channel: StallChannel) throws -> Never {
         let me = StallPosition(rank: rank, sequence: collectiveCount, collective: what, step: Int64(progressStep),
-                               waited: waited)
+                               waited: waited, timedOut: timedOut)
         channel.send(me)
         let grace = Swift.min(10, Swift.max(2, stallTimeout))
         let t0 = MPI_Wtime()
@@ -275,9 +287,13 @@ public final class Communicator {
         }
         let report = stallMessage(me: me, known: channel.received, size: size, timeout: stallTimeout)
         stallReport = report
-        let reporters = [rank] + channel.received.compactMap { $0?.rank }
-        if rank != reporters.min()! {
-            writeStderr("rank \(rank): waits in \(me.what) since \(String(format: "%.1f", waited)) s; rank \(reporters.min()!) reports the stall")
+        // The lowest rank that reached the deadline itself reports; a rank that only answered
+        // never does (unless the reporter fails to end the job).
+        let deadlineRanks = (timedOut ? [rank] : []) + channel.received.compactMap { $0?.timedOut == true ? $0?.rank : nil }
+        let reporter = deadlineRanks.min()
+        if rank != reporter {
+            writeStderr("rank \(rank): waits in \(me.what) since \(String(format: "%.1f", waited)) s; "
+                        + (reporter.map { "rank \($0) reports the stall" } ?? "no rank reports the stall"))
             let t1 = MPI_Wtime()
             while MPI_Wtime() - t1 < grace + 10 { usleep(20_000) }
         }

@@ -15,11 +15,13 @@
 // other rank on a private duplicate communicator, where every rank keeps a receive posted from
 // every other rank since start-up. A rank that waits in a collective and sees such a report
 // answers with its own position at once (it need not reach its own deadline). After a grace
-// period, or as soon as every other rank has reported, the lowest-numbered rank that knows of the
-// stall throws `DistError.stalled` naming the ranks that never reported (they did not reach the
-// collective: stopped, hung outside MPI, or in code that does not wait here) and where the others
-// wait; the caller ends the job through `Communicator.abortJob` (MPI_Abort). The other reporting
-// ranks keep waiting for that abort and throw the same error themselves only if it does not come.
+// period, or as soon as every other rank has reported, the lowest-numbered rank that reached the
+// deadline itself throws `DistError.stalled` naming the ranks that never reported (they did not
+// reach the collective: stopped, hung outside MPI, or in code that does not wait here) and where
+// the others wait; the caller ends the job through `Communicator.abortJob` (MPI_Abort). The other
+// ranks print where they wait, keep waiting for that abort, and throw the same error themselves
+// only if it does not come. (A rank that only answered never reports first: a stopped rank that
+// mpirun resumes while killing the job sees the others' reports and must not report again.)
 //
 // Cost in the steady state: one MPI_Test per collective that completes at once, no allocation;
 // the side channel is touched only after `spinSeconds` of waiting.
@@ -75,6 +77,8 @@ public struct StallPosition: Sendable, Equatable {
     public var step: Int64
     /// Seconds it had waited when it reported.
     public var waited: Double
+    /// Whether it reached the deadline itself (rather than answering another rank's report).
+    public var timedOut: Bool
 
     /// "the gradient all-reduce of step 37 (collective #412)".
     public var what: String {
@@ -87,7 +91,7 @@ public struct StallPosition: Sendable, Equatable {
 /// every other rank, one send to every other rank once a stall is declared.
 final class StallChannel {
     static let tag: Int32 = 4711
-    static let fields = 4   // sequence, collective code, step, milliseconds waited
+    static let fields = 5   // sequence, collective code, step, milliseconds waited, timed out
 
     let comm: MPI_Comm
     let rank: Int, size: Int
@@ -145,7 +149,7 @@ final class StallChannel {
                 let r = Int(indices[i])
                 let b = recvBuffers + r * Self.fields
                 received[r] = StallPosition(rank: r, sequence: b[0], collective: Collective(rawValue: b[1]), step: b[2],
-                                            waited: Double(b[3]) / 1000)
+                                            waited: Double(b[3]) / 1000, timedOut: b[4] != 0)
             }
         }
         return received.contains { $0 != nil }
@@ -159,6 +163,7 @@ final class StallChannel {
         sendBuffer[1] = position.collective?.rawValue ?? 0
         sendBuffer[2] = position.step
         sendBuffer[3] = Int64((position.waited * 1000).rounded())
+        sendBuffer[4] = position.timedOut ? 1 : 0
         for r in 0..<size where r != rank {
             _ = MPI_Isend(sendBuffer, Int32(Self.fields), kd_mpi_int64(), Int32(r), Self.tag, comm, sendRequests + r)
         }
@@ -191,7 +196,9 @@ func stallMessage(me: StallPosition, known: [StallPosition?], size: Int, timeout
     }
     let limit = timeout > 0 ? String(format: "%g s", timeout) : "the deadline"
     var text: String
-    if missing.isEmpty {
+    if missing.isEmpty && present.allSatisfy({ $0.sequence == me.sequence }) {
+        return "stalled: every rank reached \(me.what), but it did not complete within \(limit)"
+    } else if missing.isEmpty {
         text = "stalled: every rank waits, but not in the same collective:"
     } else {
         text = "stalled: \(list(missing)) did not reach \(me.what) within \(limit)"
