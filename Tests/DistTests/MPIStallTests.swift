@@ -24,7 +24,7 @@ final class MPIStallTests: XCTestCase {
 
     func testStoppedRankEndsTwoRankJobNamingIt() throws {
         let run = try MPIRunner.run(ranks: 2, ["stall", "--rank", "1", "--step", "5", "--how", "stop",
-                                               "--timeout", "\(Self.timeout)"], timeout: 90)
+                                               "--timeout", "\(Self.timeout)"], timeout: 60)
         assertStallReport(run, contains: "rank 0: stalled: rank 1 did not reach the gradient all-reduce of step 5 (collective #")
         XCTAssertTrue(run.stderr.contains("within 3 s (rank 0 reached it)"), run.output)
         // Not before the deadline: the report comes from the watchdog, not from some error.
@@ -35,7 +35,7 @@ final class MPIStallTests: XCTestCase {
     func testStoppedRankZeroOfThreeIsNamedByTheOthers() throws {
         // Rank 0 cannot report; ranks 1 and 2 exchange positions and rank 1 reports.
         let run = try MPIRunner.run(ranks: 3, ["stall", "--rank", "0", "--step", "3", "--how", "stop",
-                                               "--timeout", "\(Self.timeout)"], timeout: 90)
+                                               "--timeout", "\(Self.timeout)"], timeout: 60)
         assertStallReport(run, contains: "rank 1: stalled: rank 0 did not reach the gradient all-reduce of step 3 (collective #")
         XCTAssertTrue(run.stderr.contains("(ranks 1, 2 reached it)"), run.output)
         print("stopped rank 0 of 3: job ended after \(String(format: "%.1f", run.seconds)) s")
@@ -43,7 +43,7 @@ final class MPIStallTests: XCTestCase {
 
     func testSleepingRankEndsJobAndTheWaitingRankUsesLittleCPU() throws {
         let run = try MPIRunner.run(ranks: 2, ["stall", "--rank", "1", "--step", "4", "--how", "sleep",
-                                               "--timeout", "\(Self.timeout)", "--sample", "1.5"], timeout: 90)
+                                               "--timeout", "\(Self.timeout)", "--sample", "1.5"], timeout: 60)
         assertStallReport(run, contains: "rank 0: stalled: rank 1 did not reach the gradient all-reduce of step 4")
         // The sleeping rank sampled rank 0's CPU time from /proc while rank 0 waited. A blocking
         // MPI wait spins at ~100% of a core; the watchdog's wait sleeps between polls (measured
@@ -60,6 +60,6 @@ final class MPIStallTests: XCTestCase {
 
     func testWithoutAStallTheStepsComplete() throws {
         // The same steps, the same short deadline, nobody stalls: no false alarm, correct sums.
-        try MPIRunner.expectOK(ranks: 2, ["stall", "--how", "none", "--steps", "40", "--timeout", "\(Self.timeout)"], timeout: 90)
+        try MPIRunner.expectOK(ranks: 2, ["stall", "--how", "none", "--steps", "40", "--timeout", "\(Self.timeout)"], timeout: 60)
     }
 }
