@@ -272,8 +272,8 @@ public final class Communicator {
 
     /// Tells every rank where this one waits, collects their positions for a grace period (or
     /// until all have reported), and throws the stall report on the lowest-numbered rank that
-    /// knows of the stall; the other reporting ranks wait for that rank to end the job and throw
-    /// the report themselves only if it does not.
+    /// reached the deadline itself; the other ranks print where they wait, wait for that rank to
+    /// end the job, and throw the report themselves only if it does not.
     private func declareStall(_ what: Collective, waited: Double, timedOut: Bool, channel: StallChannel) throws -> Never {
         let me = StallPosition(rank: rank, sequence: collectiveCount, collective: what, step: Int64(progressStep),
                                waited: waited, timedOut: timedOut)
