@@ -287,10 +287,12 @@ public final class Communicator {
         }
         let report = stallMessage(me: me, known: channel.received, size: size, timeout: stallTimeout)
         stallReport = report
-        // The lowest rank that reached the deadline itself reports; a rank that only answered
-        // never does (unless the reporter fails to end the job).
-        let deadlineRanks = (timedOut ? [rank] : []) + channel.received.compactMap { $0?.timedOut == true ? $0?.rank : nil }
-        let reporter = deadlineRanks.min()
+        // The lowest rank that reached the deadline, or had waited at least half of it when it
+        // answered (ranks that time out within moments of each other), reports. A rank that came
+        // late to the collective (a stopped rank that mpirun resumes while it kills the job) never
+        // does, unless the reporter fails to end the job.
+        func eligible(_ p: StallPosition) -> Bool { p.timedOut || (stallTimeout > 0 && p.waited >= stallTimeout / 2) }
+        let reporter = ([me] + channel.received.compactMap { $0 }).filter(eligible).map(\.rank).min()
         if rank != reporter {
             writeStderr("rank \(rank): waits in \(me.what) since \(String(format: "%.1f", waited)) s; "
                         + (reporter.map { "rank \($0) reports the stall" } ?? "no rank reports the stall"))

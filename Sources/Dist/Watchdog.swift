@@ -16,12 +16,12 @@
 // every other rank since start-up. A rank that waits in a collective and sees such a report
 // answers with its own position at once (it need not reach its own deadline). After a grace
 // period, or as soon as every other rank has reported, the lowest-numbered rank that reached the
-// deadline itself throws `DistError.stalled` naming the ranks that never reported (they did not
+// deadline (or had waited at least half of it when it answered) throws `DistError.stalled` naming the ranks that never reported (they did not
 // reach the collective: stopped, hung outside MPI, or in code that does not wait here) and where
 // the others wait; the caller ends the job through `Communicator.abortJob` (MPI_Abort). The other
 // ranks print where they wait, keep waiting for that abort, and throw the same error themselves
-// only if it does not come. (A rank that only answered never reports first: a stopped rank that
-// mpirun resumes while killing the job sees the others' reports and must not report again.)
+// only if it does not come. (A rank that came late never reports: a stopped rank that mpirun
+// resumes while killing the job sees the others' reports and must not report a second time.)
 //
 // Cost in the steady state: one MPI_Test per collective that completes at once, no allocation;
 // the side channel is touched only after `spinSeconds` of waiting.

@@ -9,6 +9,7 @@
 // --how sleep: it sleeps instead (a hung read), and meanwhile samples the CPU time of the waiting
 //   ranks from /proc and prints "CPU waiting rank R: P%" (only where /proc is readable, one node);
 // --how none: nobody stalls; the steps complete and rank 0 prints "OK stall".
+// --late R --late-ms T: rank R reaches that step T ms after the others (deadlines at different times).
 //
 // The watchdog must end the job non-zero with the stall report; "OK stall" is printed only when
 // no rank stalls.
@@ -37,6 +38,9 @@ func runStall(_ comm: Communicator, _ options: HarnessOptions) throws {
     comm.stallTimeout = try options.double("timeout", 3)
     let sample = try options.double("sample", 1.5)
     let count = try options.int("params", 300_000)
+    // --late R --late-ms T: rank R reaches the stall step T ms after the others.
+    let late = try options.int("late", -1)
+    let lateMs = try options.int("late-ms", 0)
     guard bad >= 0 && bad < comm.size else { throw HarnessError("--rank \(bad) outside 0..<\(comm.size)") }
     guard ["stop", "sleep", "none"].contains(how) else { throw HarnessError("--how stop|sleep|none, got \(how)") }
 
@@ -50,6 +54,7 @@ func runStall(_ comm: Communicator, _ options: HarnessOptions) throws {
     for step in 1...Swift.max(1, steps) {
         comm.progressStep = step
         let stalling = how != "none" && comm.rank == bad && step == at
+        if comm.rank == late && step == at && lateMs > 0 { usleep(useconds_t(lateMs) * 1000) }
         if stalling && how == "stop" {
             print("rank \(comm.rank) stops itself (SIGSTOP) at step \(step)")
             fflush(nil)

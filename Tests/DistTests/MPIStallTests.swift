@@ -33,9 +33,11 @@ final class MPIStallTests: XCTestCase {
     }
 
     func testStoppedRankZeroOfThreeIsNamedByTheOthers() throws {
-        // Rank 0 cannot report; ranks 1 and 2 exchange positions and rank 1 reports.
+        // Rank 0 cannot report; ranks 1 and 2 exchange positions and rank 1 reports. Rank 1
+        // arrives 1 s late, so rank 2 reaches the deadline first and rank 1 answers its report
+        // (having waited 2 s of 3): the lowest such rank still reports, exactly once.
         let run = try MPIRunner.run(ranks: 3, ["stall", "--rank", "0", "--step", "3", "--how", "stop",
-                                               "--timeout", "\(Self.timeout)"], timeout: 60)
+                                               "--timeout", "\(Self.timeout)", "--late", "1", "--late-ms", "1000"], timeout: 60)
         assertStallReport(run, contains: "rank 1: stalled: rank 0 did not reach the gradient all-reduce of step 3 (collective #")
         XCTAssertTrue(run.stderr.contains("(ranks 1, 2 reached it)"), run.output)
         print("stopped rank 0 of 3: job ended after \(String(format: "%.1f", run.seconds)) s")
