@@ -46,6 +46,7 @@ public enum Collective: Int64, Sendable, CustomStringConvertible, CaseIterable {
     case metrics
     case replicaCheck
     case checkpointBarrier
+    case agreement
 
     public var description: String {
         switch self {
@@ -61,6 +62,7 @@ public enum Collective: Int64, Sendable, CustomStringConvertible, CaseIterable {
         case .metrics: return "metric all-reduce"
         case .replicaCheck: return "replica checksum all-gather"
         case .checkpointBarrier: return "checkpoint barrier"
+        case .agreement: return "agreement all-reduce (checks every rank makes alike)"
         }
     }
 }
