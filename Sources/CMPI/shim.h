@@ -34,4 +34,5 @@ static inline int kd_mpi_thread_multiple(void) { return MPI_THREAD_MULTIPLE; }
 static inline MPI_Status *kd_mpi_statuses_ignore(void) { return MPI_STATUSES_IGNORE; }
 static inline MPI_Datatype kd_mpi_uint8(void) { return MPI_UINT8_T; }
 static inline MPI_Errhandler kd_mpi_errors_are_fatal(void) { return MPI_ERRORS_ARE_FATAL; }
+static inline int kd_mpi_undefined(void) { return MPI_UNDEFINED; }
 #endif

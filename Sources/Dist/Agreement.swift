@@ -39,7 +39,7 @@ extension Communicator {
             return result!
         }
         var lowest = [Double(failure == nil ? size : rank)]
-        try allReduce(&lowest, op: .min)
+        try allReduce(&lowest, op: .min, what: .agreement)
         let first = Int(lowest[0])
         guard first < size else { return result! }
         throw AgreedFailure(rank: first, message: first == rank ? failure.map { "\($0)" } : nil)

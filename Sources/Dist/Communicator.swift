@@ -1,6 +1,6 @@
 // The MPI context: initialization, the private communicator, node topology, blocking collectives,
-// replica checks and job abort. This file and GradientReducer.swift are the only places in
-// kdtrain that call MPI (Horovod's habit: one context owns the communicator; every return code is
+// replica checks and job abort. This file, GradientReducer.swift and Watchdog.swift are the only
+// places in kdtrain that call MPI (Horovod's habit: one context owns the communicator; every return code is
 // checked and turned into a thrown `DistError` carrying MPI's error string).
 //
 // One code path serves `mpirun -n N kdtrain`, `srun --mpi=pmix kdtrain` and `kdtrain` started
@@ -12,6 +12,13 @@
 // a collective: the Launcher's top level catches every error and, when `size > 1`, calls
 // `Communicator.abortJob(message:code:)`, which prints "rank R: message" to stderr and calls
 // MPI_Abort, which makes mpirun/srun kill every rank within seconds and exit non-zero.
+//
+// Waiting: every collective below is blocking for its caller but runs as the non-blocking MPI call
+// (MPI_Ibarrier, MPI_Ibcast, MPI_Iallreduce, ...) completed by `wait(_:count:what:)`, which polls
+// with MPI_Test and sleeps between polls once a wait is longer than a millisecond, so a rank
+// waiting for a slow or stopped peer does not burn a core; past `stallTimeout` seconds it ends the
+// job naming the rank that did not arrive (Watchdog.swift). The reduced values are those of the
+// corresponding blocking call's definition (in place, same datatype and operation).
 
 import CMPI
 import Foundation
@@ -92,6 +99,23 @@ public final class Communicator {
     private let initializedMPI: Bool
     public private(set) var isFinalized = false
 
+    /// Seconds one collective may wait before the job is ended as stalled, naming the ranks that
+    /// did not reach it (0 = wait forever; waiting never burns a core either way). Must be the
+    /// same on every rank. The Launcher sets it from `dist.stallTimeout`.
+    public var stallTimeout: Double = 0
+    /// The training step the caller is at, for the stall report (-1: not training).
+    public var progressStep: Int = -1
+    /// Collectives waited for so far on this communicator (the same on every rank).
+    public private(set) var collectiveCount: Int64 = 0
+    /// The watchdog's side channel (nil with one rank).
+    private var stallChannel: StallChannel?
+    /// The report of a stall this rank declared: every later wait throws it at once.
+    private var stallReport: String?
+    /// Tight MPI_Test polling for this long before sleeping between polls.
+    static let spinSeconds = 0.001
+    /// Longest sleep between two polls.
+    static let maxSleepNanoseconds = 1_000_000
+
     /// Initializes MPI (unless already initialized), checks the thread level, duplicates
     /// MPI_COMM_WORLD and reads the node topology.
     ///
@@ -151,6 +175,7 @@ public final class Communicator {
         try check(MPI_Comm_free(&local), "MPI_Comm_free(node)")
         localRank = Int(lr)
         localSize = Int(ls)
+        if size > 1 { stallChannel = try StallChannel(parent: dup, rank: rank, size: size) }
     }
 
     /// Frees the private communicator and, if this instance initialized MPI, calls MPI_Finalize.
@@ -158,6 +183,8 @@ public final class Communicator {
     public func finalize() throws {
         if isFinalized { return }
         isFinalized = true
+        try stallChannel?.free()
+        stallChannel = nil
         var c: MPI_Comm? = comm
         try check(MPI_Comm_free(&c), "MPI_Comm_free")
         if initializedMPI {
@@ -187,14 +214,97 @@ public final class Communicator {
     // MARK: Barrier and broadcast
 
     /// Blocks until every rank has entered the barrier.
-    public func barrier() throws {
+    public func barrier(_ what: Collective = .barrier) throws {
         precheck()
-        try check(MPI_Barrier(comm), "MPI_Barrier")
+        if size == 1 { return }
+        var request: MPI_Request? = kd_mpi_request_null()
+        try check(MPI_Ibarrier(comm, &request), "MPI_Ibarrier")
+        try wait(&request, count: 1, what: what, call: "MPI_Barrier")
+    }
+
+    // MARK: Waiting (the watchdog)
+
+    /// Waits for `count` requests of one collective: MPI_Test in a tight loop for
+    /// `spinSeconds`, then between sleeps growing to `maxSleepNanoseconds`; after `stallTimeout`
+    /// seconds, or when another rank reports a stall, it declares the stall (see Watchdog.swift).
+    /// Counts one collective even when `count` is 0, so every rank numbers collectives alike.
+    /// Allocates nothing.
+    /// An error completing a request is reported as `call` failing (the blocking call's name).
+    func wait(_ requests: UnsafeMutablePointer<MPI_Request?>, count: Int, what: Collective,
+              call: StaticString) throws {
+        collectiveCount += 1
+        if let stallReport { throw DistError.stalled(stallReport) }
+        // Requests are tested in order with MPI_Test (MPI_Testall would hide an error's code
+        // behind MPI_ERR_IN_STATUS); `done` of them have completed.
+        var done = 0
+        var flag: Int32 = 0
+        while done < count {
+            try check(MPI_Test(requests + done, &flag, kd_mpi_status_ignore()), call)
+            if flag == 0 { break }
+            done += 1
+        }
+        if done == count { return }
+        let start = MPI_Wtime()
+        var sleep = 0
+        while true {
+            if sleep == 0 {
+                if MPI_Wtime() - start >= Self.spinSeconds { sleep = 20_000 }
+            } else {
+                var ts = timespec(tv_sec: 0, tv_nsec: sleep)
+                _ = nanosleep(&ts, nil)
+                sleep = Swift.min(2 * sleep, Self.maxSleepNanoseconds)
+            }
+            while done < count {
+                try check(MPI_Test(requests + done, &flag, kd_mpi_status_ignore()), call)
+                if flag == 0 { break }
+                done += 1
+            }
+            if done == count { return }
+            if sleep > 0, let channel = stallChannel {
+                let waited = MPI_Wtime() - start
+                let timedOut = stallTimeout > 0 && waited >= stallTimeout
+                if timedOut || channel.poll() {
+                    try declareStall(what, waited: waited, timedOut: timedOut, channel: channel)
+                }
+            }
+        }
+    }
+
+    /// Tells every rank where this one waits, collects their positions for a grace period (or
+    /// until all have reported), and throws the stall report on the lowest-numbered rank that
+    /// reached the deadline itself; the other ranks print where they wait, wait for that rank to
+    /// end the job, and throw the report themselves only if it does not.
+    private func declareStall(_ what: Collective, waited: Double, timedOut: Bool, channel: StallChannel) throws -> Never {
+        let me = StallPosition(rank: rank, sequence: collectiveCount, collective: what, step: Int64(progressStep),
+                               waited: waited, timedOut: timedOut)
+        channel.send(me)
+        let grace = Swift.min(10, Swift.max(2, stallTimeout))
+        let t0 = MPI_Wtime()
+        while MPI_Wtime() - t0 < grace {
+            channel.poll()
+            if (0..<size).allSatisfy({ $0 == rank || channel.received[$0] != nil }) { break }
+            usleep(2_000)
+        }
+        let report = stallMessage(me: me, known: channel.received, size: size, timeout: stallTimeout)
+        stallReport = report
+        // The lowest rank that reached the deadline, or had waited at least half of it when it
+        // answered (ranks that time out within moments of each other), reports. A rank that came
+        // late to the collective (a stopped rank that mpirun resumes while it kills the job) never
+        // does, unless the reporter fails to end the job.
+        func eligible(_ p: StallPosition) -> Bool { p.timedOut || (stallTimeout > 0 && p.waited >= stallTimeout / 2) }
+        let reporter = ([me] + channel.received.compactMap { $0 }).filter(eligible).map(\.rank).min()
+        if rank != reporter {
+            writeStderr("rank \(rank): waits in \(me.what) since \(String(format: "%.1f", waited)) s; "
+                        + (reporter.map { "rank \($0) reports the stall" } ?? "no rank reports the stall"))
+            let t1 = MPI_Wtime()
+            while MPI_Wtime() - t1 < grace + 10 { usleep(20_000) }
+        }
+        throw DistError.stalled(report)
     }
 
     /// Broadcasts `count` elements of `type` (each `stride` bytes) from `root`, in chunks.
     private func broadcastRaw(_ p: UnsafeMutableRawPointer?, count: Int, stride: Int, type: MPI_Datatype,
-                              root: Int) throws {
+                              root: Int, what: Collective = .broadcast) throws {
         precheck()
         precondition(count >= 0, "negative count")
         precondition(root >= 0 && root < size, "broadcast root \(root) outside 0..<\(size)")
@@ -202,7 +312,9 @@ public final class Communicator {
         var done = 0
         while done < count {
             let n = Swift.min(Self.maxChunk, count - done)
-            try check(MPI_Bcast(p! + done * stride, Int32(n), type, Int32(root), comm), "MPI_Bcast")
+            var request: MPI_Request? = kd_mpi_request_null()
+            try check(MPI_Ibcast(p! + done * stride, Int32(n), type, Int32(root), comm, &request), "MPI_Bcast")
+            try wait(&request, count: 1, what: what, call: "MPI_Bcast")
             done += n
         }
     }
@@ -241,33 +353,36 @@ public final class Communicator {
     // MARK: All-reduce
 
     private func allReduceRaw(_ p: UnsafeMutableRawPointer?, count: Int, stride: Int, type: MPI_Datatype,
-                              op: MPI_Op) throws {
+                              op: MPI_Op, what: Collective) throws {
         precheck()
         precondition(count >= 0, "negative count")
         if count == 0 || size == 1 { return }
         var done = 0
         while done < count {
             let n = Swift.min(Self.maxChunk, count - done)
-            try check(MPI_Allreduce(kd_mpi_in_place(), p! + done * stride, Int32(n), type, op, comm), "MPI_Allreduce")
+            var request: MPI_Request? = kd_mpi_request_null()
+            try check(MPI_Iallreduce(kd_mpi_in_place(), p! + done * stride, Int32(n), type, op, comm, &request),
+                      "MPI_Allreduce")
+            try wait(&request, count: 1, what: what, call: "MPI_Allreduce")
             done += n
         }
     }
 
     /// In-place sum across ranks (blocking). The primitive behind synchronized batch norm:
     /// per-channel sums of x and x² in forward, of dy and dy·x̂ in backward.
-    public func allReduceSum(_ p: UnsafeMutablePointer<Float>, count: Int) throws {
-        try allReduceRaw(UnsafeMutableRawPointer(p), count: count, stride: 4, type: kd_mpi_float(), op: kd_mpi_sum())
+    public func allReduceSum(_ p: UnsafeMutablePointer<Float>, count: Int, what: Collective = .allReduce) throws {
+        try allReduceRaw(UnsafeMutableRawPointer(p), count: count, stride: 4, type: kd_mpi_float(), op: kd_mpi_sum(), what: what)
     }
 
     /// In-place sum across ranks (blocking), in double precision.
-    public func allReduceSum(_ p: UnsafeMutablePointer<Double>, count: Int) throws {
-        try allReduceRaw(UnsafeMutableRawPointer(p), count: count, stride: 8, type: kd_mpi_double(), op: kd_mpi_sum())
+    public func allReduceSum(_ p: UnsafeMutablePointer<Double>, count: Int, what: Collective = .allReduce) throws {
+        try allReduceRaw(UnsafeMutableRawPointer(p), count: count, stride: 8, type: kd_mpi_double(), op: kd_mpi_sum(), what: what)
     }
 
     /// In-place mean across ranks: used on the batch-norm running statistics (`buffers`, Q floats)
     /// before a checkpoint is written, so the saved model does not depend on which rank saved it.
-    public func allReduceMean(_ p: UnsafeMutablePointer<Float>, count: Int) throws {
-        try allReduceSum(p, count: count)
+    public func allReduceMean(_ p: UnsafeMutablePointer<Float>, count: Int, what: Collective = .allReduce) throws {
+        try allReduceSum(p, count: count, what: what)
         if size > 1 {
             let scale = 1 / Float(size)
             for i in 0..<count { p[i] *= scale }
@@ -275,10 +390,10 @@ public final class Communicator {
     }
 
     /// Element-wise reduction of a small vector of metrics (loss components, counts, timings).
-    public func allReduce(_ values: inout [Double], op: ReduceOp) throws {
+    public func allReduce(_ values: inout [Double], op: ReduceOp, what: Collective = .metrics) throws {
         let n = values.count
         try values.withUnsafeMutableBytes {
-            try allReduceRaw($0.baseAddress, count: n, stride: 8, type: kd_mpi_double(), op: op.mpiValue)
+            try allReduceRaw($0.baseAddress, count: n, stride: 8, type: kd_mpi_double(), op: op.mpiValue, what: what)
         }
     }
 
@@ -311,19 +426,23 @@ public final class Communicator {
     // MARK: Gather
 
     /// The `Int64` contributed by each rank, on every rank.
-    public func allGather(_ value: Int64) throws -> [Int64] {
+    public func allGather(_ value: Int64, what: Collective = .allGather) throws -> [Int64] {
         precheck()
+        var out = [Int64](repeating: value, count: size)
+        if size == 1 { return out }
         var send = value
-        var out = [Int64](repeating: 0, count: size)
         try out.withUnsafeMutableBytes { recv in
-            try check(MPI_Allgather(&send, 1, kd_mpi_int64(), recv.baseAddress, 1, kd_mpi_int64(), comm), "MPI_Allgather")
+            var request: MPI_Request? = kd_mpi_request_null()
+            try check(MPI_Iallgather(&send, 1, kd_mpi_int64(), recv.baseAddress, 1, kd_mpi_int64(), comm, &request),
+                      "MPI_Allgather")
+            try wait(&request, count: 1, what: what, call: "MPI_Allgather")
         }
         return out
     }
 
     /// The `UInt64` contributed by each rank, on every rank.
-    public func allGather(_ value: UInt64) throws -> [UInt64] {
-        try allGather(Int64(bitPattern: value)).map { UInt64(bitPattern: $0) }
+    public func allGather(_ value: UInt64, what: Collective = .allGather) throws -> [UInt64] {
+        try allGather(Int64(bitPattern: value), what: what).map { UInt64(bitPattern: $0) }
     }
 
     private func displacements(_ counts: [Int64]) throws -> (counts: [Int32], displs: [Int32], total: Int) {
@@ -354,9 +473,11 @@ public final class Communicator {
             try flat.withUnsafeMutableBufferPointer { r in
                 try counts.withUnsafeBufferPointer { c in
                     try displs.withUnsafeBufferPointer { d in
-                        try check(MPI_Gatherv(s.baseAddress, Int32(local.count), kd_mpi_float(),
-                                              r.baseAddress, c.baseAddress, d.baseAddress, kd_mpi_float(),
-                                              Int32(root), comm), "MPI_Gatherv")
+                        var request: MPI_Request? = kd_mpi_request_null()
+                        try check(MPI_Igatherv(s.baseAddress, Int32(local.count), kd_mpi_float(),
+                                               r.baseAddress, c.baseAddress, d.baseAddress, kd_mpi_float(),
+                                               Int32(root), comm, &request), "MPI_Gatherv")
+                        try wait(&request, count: 1, what: .gather, call: "MPI_Gatherv")
                     }
                 }
             }
@@ -376,9 +497,11 @@ public final class Communicator {
             try flat.withUnsafeMutableBufferPointer { r in
                 try counts.withUnsafeBufferPointer { c in
                     try displs.withUnsafeBufferPointer { d in
-                        try check(MPI_Allgatherv(s.baseAddress, Int32(local.count), kd_mpi_float(),
-                                                 r.baseAddress, c.baseAddress, d.baseAddress, kd_mpi_float(),
-                                                 comm), "MPI_Allgatherv")
+                        var request: MPI_Request? = kd_mpi_request_null()
+                        try check(MPI_Iallgatherv(s.baseAddress, Int32(local.count), kd_mpi_float(),
+                                                  r.baseAddress, c.baseAddress, d.baseAddress, kd_mpi_float(),
+                                                  comm, &request), "MPI_Allgatherv")
+                        try wait(&request, count: 1, what: .allGather, call: "MPI_Allgatherv")
                     }
                 }
             }
@@ -419,7 +542,7 @@ public final class Communicator {
     ///
     /// - Parameter what: what was checked, for the message ("parameters after step 1200").
     public func verifyReplicas(checksum: UInt64, what: String) throws {
-        let all = try allGather(checksum)
+        let all = try allGather(checksum, what: .replicaCheck)
         let diverging = (0..<size).filter { all[$0] != all[0] }
         if !diverging.isEmpty {
             throw DistError.replicaDivergence(what: what, ranks: diverging, checksums: all)

@@ -13,6 +13,9 @@ public enum DistError: Error, CustomStringConvertible, Equatable, Sendable {
     case invalidConfiguration(String)
     /// A rank contributed data that does not match what the protocol expects.
     case protocolViolation(rank: Int, String)
+    /// A collective waited past `Communicator.stallTimeout`: the stall report (see Watchdog.swift),
+    /// naming the ranks that did not reach it and where the others wait.
+    case stalled(String)
 
     public var description: String {
         switch self {
@@ -28,6 +31,8 @@ public enum DistError: Error, CustomStringConvertible, Equatable, Sendable {
             return message
         case let .protocolViolation(rank, message):
             return "rank \(rank): \(message)"
+        case let .stalled(message):
+            return message
         }
     }
 }

@@ -13,7 +13,8 @@
 // an offset at or below the bucket's lower bound. OpenMPI progresses non-blocking collectives
 // only inside MPI calls, so every `gradientsReady` also tests the oldest in-flight buckets
 // (MPI_Test), which drives the progress engine. `finish()` starts what is left, waits for all
-// and multiplies by 1/worldSize. Buckets and requests are allocated once: a step allocates nothing.
+// (polling with MPI_Test and sleeping, under the stall watchdog: Watchdog.swift) and multiplies
+// by 1/worldSize. Buckets and requests are allocated once: a step allocates nothing.
 
 import CMPI
 
@@ -200,13 +201,13 @@ public final class GradientReducer {
                     try start(started)
                     started += 1
                 }
-                if completed < started {
-                    try communicator.check(MPI_Waitall(Int32(started - completed), requests + completed,
-                                                       kd_mpi_statuses_ignore()), "MPI_Waitall")
-                    completed = started
-                }
+                // Waits without burning a core and under the stall deadline (Watchdog.swift);
+                // counted as one collective on every rank even when all buckets are done.
+                try communicator.wait(requests + completed, count: started - completed, what: .gradientAllReduce,
+                                      call: "MPI_Waitall")
+                completed = started
             } else {
-                try communicator.allReduceSum(grads, count: count)
+                try communicator.allReduceSum(grads, count: count, what: .gradientAllReduce)
             }
             let scale = 1 / Float(size)
             for i in 0..<count { grads[i] *= scale }

@@ -5,6 +5,7 @@
 //   mpirun -n 4 --oversubscribe kdtrain-dist-harness sampler
 //   mpirun -n 2 kdtrain-dist-harness fail --rank 1 --kind swift|mpi
 //   mpirun -n 4 --oversubscribe kdtrain-dist-harness diverge --rank 2
+//   mpirun -n 2 kdtrain-dist-harness stall --rank 1 --step 5 --how stop|sleep|none --timeout 3
 //   kdtrain-dist-harness info                       (singleton, world of one)
 //   mpirun -n 2 kdtrain-dist-harness bench [--params N] [--layers L] [--backward-ms T] [--batch-ms T]
 //
@@ -16,7 +17,7 @@ import Foundation
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 guard let mode = arguments.first else {
-    Communicator.abortJob(message: "usage: kdtrain-dist-harness collectives|equivalence|sampler|fail|diverge|info|bench [options]", code: 2)
+    Communicator.abortJob(message: "usage: kdtrain-dist-harness collectives|equivalence|sampler|fail|diverge|stall|info|bench [options]", code: 2)
 }
 
 do {
@@ -29,6 +30,7 @@ do {
     case "sampler": try runSampler(comm, options)
     case "fail": try runFail(comm, options)
     case "diverge": try runDiverge(comm, options)
+    case "stall": try runStall(comm, options)
     case "bench": try runBench(comm, options)
     default: throw HarnessError("unknown mode \(mode)")
     }

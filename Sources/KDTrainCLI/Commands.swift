@@ -62,6 +62,7 @@ func withJob(config: String?, overrides: [String], stopNote: String, validateFor
             if !problems.isEmpty { throw ConfigError(problems.map { "invalid option: \($0)" }.joined(separator: "\n")) }
             return cfg
         }
+        comm.stallTimeout = cfg.dist.stallTimeout
         let finished = try body(comm, cfg)
         if !finished && comm.isRoot {
             print("kdtrain: stopped by a signal after writing a checkpoint; \(stopNote)")

@@ -86,6 +86,7 @@ extension RunConfig {
         "dist.overlap": "Overlap the gradient all-reduce with backward (false = one blocking all-reduce).",
         "dist.syncBN": "All-reduce batch-norm statistics across ranks in forward and backward.",
         "dist.checkEvery": "Compare parameter checksums across ranks every N steps (and before every checkpoint).",
+        "dist.stallTimeout": "Seconds a rank may wait in one collective before the job ends as stalled, naming the ranks that did not arrive (0 = wait forever).",
         "eval.factors": "Degradation factors evaluated (each a column xN).",
         "eval.batch": "Evaluation batch per rank.",
         "eval.flip": "Flip test: add the embedding of the mirrored image.",

@@ -125,6 +125,10 @@ public struct RunConfig: Codable, Equatable, Sendable {
         public var syncBN = false
         /// Compare parameter checksums across ranks every N steps (and before every checkpoint).
         public var checkEvery = 100
+        /// Seconds a rank may wait in one collective before the job ends as stalled, naming the
+        /// ranks that did not arrive (0 = wait forever). Above the longest stretch one rank works
+        /// alone while the others wait (rank 0 writing a checkpoint or a report).
+        public var stallTimeout: Double = 600
     }
     public struct Eval: Codable, Equatable, Sendable {
         public var factors: [Float] = [1, 2, 4, 8]
@@ -249,7 +253,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
         let maxThreads = 256, maxPrefetch = 64, maxShift = 64, maxFactor: Float = 64, maxBlurSigma: Float = 32
         let maxEpochs: Float = 100_000, maxHeadScale: Float = 128
         let maxBatch = 65_536, maxAccumulate = 1_024, maxSteps = 1_000_000_000, maxKeep = 1_000
-        let maxBucketMB: Float = 4_096, maxFirstBucketKB: Float = 1_048_576
+        let maxBucketMB: Float = 4_096, maxFirstBucketKB: Float = 1_048_576, maxStallTimeout = 604_800.0
         need(data.threads >= 1 && data.threads <= maxThreads, "data.threads \(data.threads) must be in 1...\(maxThreads)")
         need(data.prefetch >= 1 && data.prefetch <= maxPrefetch, "data.prefetch \(data.prefetch) must be in 1...\(maxPrefetch)")
         need(data.maxShift >= 0 && data.maxShift <= maxShift, "data.maxShift \(data.maxShift) must be in 0...\(maxShift)")
@@ -309,6 +313,8 @@ public struct RunConfig: Codable, Equatable, Sendable {
         need(dist.bucketMB > 0 && dist.bucketMB <= maxBucketMB, "dist.bucketMB \(dist.bucketMB) must be in (0, \(Int(maxBucketMB))]")
         need(dist.firstBucketKB > 0 && dist.firstBucketKB <= maxFirstBucketKB, "dist.firstBucketKB \(dist.firstBucketKB) must be in (0, \(Int(maxFirstBucketKB))]")
         need(dist.checkEvery >= 1 && dist.checkEvery <= maxSteps, "dist.checkEvery \(dist.checkEvery) must be in 1...\(maxSteps)")
+        need(dist.stallTimeout == 0 || (dist.stallTimeout >= 1 && dist.stallTimeout <= maxStallTimeout),
+             "dist.stallTimeout \(dist.stallTimeout) must be 0 (off) or seconds in 1...\(Int(maxStallTimeout))")
         need(!eval.factors.isEmpty && eval.factors.allSatisfy { $0 >= 1 && $0 <= maxFactor && $0 == $0.rounded() },
              "eval.factors must be whole factors in 1...\(Int(maxFactor)) (each is a column xN)")
         need(eval.batch >= 1 && eval.batch <= maxBatch, "eval.batch \(eval.batch) must be in 1...\(maxBatch)")

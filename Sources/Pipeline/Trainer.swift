@@ -18,7 +18,7 @@ final class BatchNormReducer: CrossReplicaReducer {
     init(_ comm: Communicator) { self.comm = comm }
     var replicas: Int { comm.size }
     func allReduceSum(_ p: UnsafeMutablePointer<Double>, count: Int) {
-        do { try comm.allReduceSum(p, count: count) }
+        do { try comm.allReduceSum(p, count: count, what: .syncBatchNorm) }
         catch { comm.abortJob(message: "synchronized batch norm: \(error)") }
     }
 }
@@ -124,7 +124,7 @@ public final class Trainer {
                                                                   overlap: c.dist.overlap))
         let producer = try BatchProducer(source: trainSet, config: batchConfig(seed: seed))
         let prefetch = Prefetcher(producer: producer, batchCapacity: perRank, depth: c.data.prefetch)
-        defer { prefetch.stop() }
+        defer { prefetch.stop(); comm.progressStep = -1 }
         // Queue the index lists of the next steps.
         var queued = position.step
         var queuePos = SamplerPosition(epoch: position.epoch, step: position.stepInEpoch)
@@ -151,6 +151,7 @@ public final class Trainer {
         enqueueAhead()
         while position.step < totalSteps {
             let lr = schedule.lr(at: position.step)
+            comm.progressStep = position.step + 1   // for the stall report (1-based, as in the log)
             store.zeroGrad()
             model.net.dropoutLayer.seed(step: UInt64(position.step) &* 0x9E37_79B9 &+ UInt64(rank) &* 0x1000_0001)
             let batch = try prefetch.next()
@@ -200,7 +201,7 @@ public final class Trainer {
                 // Per-rank batch-norm running statistics are averaged across ranks every step (a few
                 // KB): replicas then stay bitwise identical in every tensor, and a resume reproduces
                 // them exactly. Averaging is linear, so this equals averaging them before a checkpoint.
-                if world > 1 && !c.dist.syncBN { try comm.allReduceMean(store.buffers, count: store.bufferCount) }
+                if world > 1 && !c.dist.syncBN { try comm.allReduceMean(store.buffers, count: store.bufferCount, what: .batchNormStatistics) }
                 metrics.add(local, microBatches: c.optim.accumulate)
             } else {
                 position.skippedSteps += 1
@@ -223,7 +224,7 @@ public final class Trainer {
             }
             // Every rank learns of a stop signal received by any rank at the same step.
             stopFlag[0] = Double(kd_stop_requested())
-            try comm.allReduce(&stopFlag, op: .max)
+            try comm.allReduce(&stopFlag, op: .max, what: .stopSignalCheck)
             let stopping = stopFlag[0] > 0
             let due = c.checkpoints.every > 0 && position.step % c.checkpoints.every == 0
             if position.step % c.logEvery == 0 || position.step == totalSteps || stopping {
@@ -281,7 +282,7 @@ public final class Trainer {
             for (s, old) in all where drop.contains(s) { try? FileManager.default.removeItem(atPath: old) }
             record(["event": "checkpoint", "step": position.step, "path": path])
         }
-        try comm.barrier()
+        try comm.barrier(.checkpointBarrier)
         return path
     }
 

@@ -80,6 +80,20 @@ final class RunConfigHardeningTests: XCTestCase {
         XCTAssertEqual(try problems(["teacher.epochs=100000", "dist.bucketMB=4096", "eval.factors=[1,64]", "data.prefetch=64", "head.s=64"]), [])
     }
 
+    func testStallTimeoutIsZeroOrBoundedSeconds() throws {
+        for bad in ["dist.stallTimeout=-1", "dist.stallTimeout=0.5", "dist.stallTimeout=1e30", "dist.stallTimeout=604801"] {
+            let p = try problems([bad])
+            XCTAssertEqual(p.count, 1, "\(bad): \(p)")
+            XCTAssert(p.first?.hasPrefix("dist.stallTimeout") == true && p.first?.contains("0 (off) or seconds in 1...604800") == true,
+                      "\(bad): \(p)")
+        }
+        XCTAssert((loadError(["dist.stallTimeout=soon"]) ?? "").contains("dist.stallTimeout"))
+        for good in ["dist.stallTimeout=0", "dist.stallTimeout=1", "dist.stallTimeout=3", "dist.stallTimeout=604800"] {
+            XCTAssertEqual(try problems([good]), [], good)
+        }
+        XCTAssertEqual(RunConfig().dist.stallTimeout, 600)
+    }
+
     func testUnknownKeySuggestsTheNearestKnownOneOptionalKeysIncluded() {
         let e = loadError(["teacher.checkpont=x"]) ?? ""
         XCTAssertEqual(e, "--set teacher.checkpont=x: unknown option 'teacher.checkpont' (did you mean teacher.checkpoint?)")
