@@ -8,8 +8,9 @@
 //                                   Images by extension (.jpg .jpeg .png .pgm .ppm .pnm), or every
 //                                   file by content with bycontent; size=WxH skips images of another
 //                                   size; strict makes an unreadable image an error instead of a skip
-//   rec:PATH/train.rec              insightface RecordIO, either layout, through the .idx next to it,
-//                                   or read sequentially when there is no .idx
+//   rec:PATH/train.rec[;strict]     insightface RecordIO, either layout, through the .idx next to it,
+//                                   or read sequentially when there is no .idx; an undecodable image
+//                                   is skipped and reported, with strict an error
 //   bin:PATH/agedb_30.bin           insightface verification pairs
 //   pairs:PATH/pairs.txt@IMAGE_ROOT LFW-style pairs list with its image root (split at the last '@')
 //
@@ -30,7 +31,7 @@ public enum DataSource: Equatable, Sendable, CustomStringConvertible {
         public var byContent: Bool
         public init(expectedSize: Size? = nil, byContent: Bool = false) { self.expectedSize = expectedSize; self.byContent = byContent }
     }
-    case rec(path: String)
+    case rec(path: String, strict: Bool = false)
     case bin(path: String)
     case pairs(list: String, root: String)
 
@@ -78,8 +79,15 @@ public enum DataSource: Equatable, Sendable, CustomStringConvertible {
             }
             self = .folder(path: path, strict: strict, pairs: pairs, seed: seed, options: FolderOptions(expectedSize: size, byContent: byContent))
         case "rec":
-            guard !rest.isEmpty else { throw bad("rec: needs the path of a .rec file") }
-            self = .rec(path: rest)
+            var parts = rest.split(separator: ";", omittingEmptySubsequences: false).map(String.init)
+            let path = parts.removeFirst()
+            guard !path.isEmpty else { throw bad("rec: needs the path of a .rec file") }
+            var strict = false
+            for o in parts {
+                guard o == "strict" else { throw bad("unknown rec option '\(o)' (strict)") }
+                strict = true
+            }
+            self = .rec(path: path, strict: strict)
         case "bin":
             guard !rest.isEmpty else { throw bad("bin: needs the path of a .bin file") }
             self = .bin(path: rest)
@@ -100,7 +108,7 @@ public enum DataSource: Equatable, Sendable, CustomStringConvertible {
             return "synthetic:ids=\(c.identities),images=\(c.imagesPerIdentity),width=\(c.width),height=\(c.height),seed=\(c.seed),pairs=\(c.pairs),verify-ids=\(c.verificationIdentities)"
         case .folder(let p, let strict, let pairs, let seed, let o):
             return "folder:\(p)" + (strict ? ";strict" : "") + (o.byContent ? ";bycontent" : "") + (o.expectedSize.map { ";size=\($0.width)x\($0.height)" } ?? "") + (pairs.map { ";pairs=\($0)" } ?? "") + (seed != 1 ? ";seed=\(seed)" : "")
-        case .rec(let p): return "rec:\(p)"
+        case .rec(let p, let strict): return "rec:\(p)" + (strict ? ";strict" : "")
         case .bin(let p): return "bin:\(p)"
         case .pairs(let l, let r): return "pairs:\(l)@\(r)"
         }
@@ -118,7 +126,7 @@ public enum DataSource: Equatable, Sendable, CustomStringConvertible {
             t = try ImageFolder(root: p, strict: strict, expectedSize: o.expectedSize.map { ($0.width, $0.height) },
                                 byContent: o.byContent, threads: threads)
             subject = p
-        case .rec(let p): t = try RecordSet(rec: p, threads: threads); subject = p
+        case .rec(let p, let strict): t = try RecordSet(rec: p, strict: strict, threads: threads); subject = p
         case .bin, .pairs: throw DataError(.spec, description, "a verification-only source cannot be a training set")
         }
         try Self.requireTwoIdentities(t, subject)

@@ -99,7 +99,7 @@ public struct GeneratedPairSet: PairSet {
         let groups = (0..<10).map { k in stride(from: k, to: ids.count, by: 10).map { ids[$0] } }
         for (k, g) in groups.enumerated() {
             guard g.count >= 2, g.contains(where: { byClass[$0].count >= 2 }) else {
-                throw DataError(.spec, source.summary, "cannot make 10 identity-disjoint folds: fold \(k) gets \(g.count) identities (need 2, one with 2+ images; \(ids.count) identities in all)")
+                throw DataError(.spec, source.summary, "cannot make 10 identity-disjoint folds: fold \(k) gets \(g.count) identities (need 2, one with 2+ images; \(ids.count) identities in all). Generated pairs need at least 20 identities, and in each fold one with 2 or more images; use a larger folder or a pairs list (pairs:LIST@ROOT)")
             }
         }
         var members = [Int](), same = [Bool]()

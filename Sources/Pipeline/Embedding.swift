@@ -49,7 +49,7 @@ public struct EmbeddingImages: Sendable {
             return path.hasPrefix(r) ? String(path.dropFirst(r.count)) : path
         }
         switch source {
-        case .folder(let root, _, nil, _, _), .rec(let root):
+        case .folder(let root, _, nil, _, _), .rec(let root, _):
             let set = try source.trainingSet(threads: threads)
             let n = set.count
             kind = .images

@@ -128,7 +128,7 @@ public final class Run {
         case .synthetic: name = "synthetic"
         case .bin(let path), .folder(let path, _, _, _, _): name = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
         case .pairs(let list, _): name = URL(fileURLWithPath: list).deletingPathExtension().lastPathComponent
-        case .rec(let path): name = path
+        case .rec(let path, _): name = path
         }
         pairSetCache = (p, name)
         return (p, name)

@@ -174,6 +174,10 @@ final class RecordIOTests: XCTestCase {
         try s.writeSkipped(to: dir + "/skipped.tsv")
         XCTAssertEqual(try String(contentsOfFile: dir + "/skipped.tsv", encoding: .utf8).split(separator: "\n").count, 3)
         assertThrowsDataError(.decode, containing: "c.rec key 2: not a JPEG", try RecordSet(rec: dir + "/c.rec", strict: true))
+        // The same as a data source option: rec:PATH;strict (and its canonical spec round-trips).
+        assertThrowsDataError(.decode, containing: "c.rec key 2: not a JPEG", try DataSource(parsing: "rec:\(dir)/c.rec;strict").trainingSet())
+        XCTAssertEqual(try DataSource(parsing: "rec:\(dir)/c.rec;strict").description, "rec:\(dir)/c.rec;strict")
+        XCTAssertThrowsError(try DataSource(parsing: "rec:\(dir)/c.rec;strikt")) { XCTAssert("\($0)".contains("unknown rec option 'strikt' (strict)"), "\($0)") }
         // every image corrupt: one line saying so
         try RecordIO.write(rec: dir + "/all.rec", idx: dir + "/all.idx", layout: .scalar, count: 2) { (label: $0, image: [1, 2, 3]) }
         assertThrowsDataError(.empty, containing: "all.rec: no usable image: all 2 image records left out (2 unreadable image)", try RecordSet(rec: dir + "/all.rec"))
