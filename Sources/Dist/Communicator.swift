@@ -380,7 +380,8 @@ public final class Communicator {
     }
 
     /// In-place mean across ranks: used on the batch-norm running statistics (`buffers`, Q floats)
-    /// before a checkpoint is written, so the saved model does not depend on which rank saved it.
+    /// after every step (and after re-estimation), so replicas stay identical in every tensor and
+    /// the saved model does not depend on which rank saved it.
     public func allReduceMean(_ p: UnsafeMutablePointer<Float>, count: Int, what: Collective = .allReduce) throws {
         try allReduceSum(p, count: count, what: what)
         if size > 1 {

@@ -3,9 +3,10 @@
 // function is collective (all ranks call it with the same arguments) and returns the same figures
 // on every rank; times are the slowest rank's (max over ranks), median over iterations.
 //
-// The backward used by `overlap` and `stepTime` is a closure: the real `kdtrain bench` passes the
-// student's real backward (calling `reducer?.gradientsReady(from:)` after each layer);
-// `SimulatedBackward` stands in until then (calibrated compute, equal time per layer).
+// The backward used by `overlap` and `stepTime` is a closure: `kdtrain bench --dist` passes the
+// student's real backward (calling `reducer?.gradientsReady(from:)` after each layer); the MPI test
+// harness (kdtrain-dist-harness bench) passes `SimulatedBackward` (calibrated compute, equal time
+// per layer), which needs no model.
 
 import Foundation
 

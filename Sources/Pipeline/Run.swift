@@ -83,6 +83,10 @@ public final class Run {
             var meta: [String: Any] = (try JSONSerialization.jsonObject(with: Data(config.json.utf8))) as! [String: Any]
             meta = ["config": meta, "kdtrain_version": kdtrainVersion, "world_size": comm.size, "run_id": id,
                     "blas_core": Compute.blasCore, "threads_per_rank": Compute.threads]
+            // A loaded teacher is not trained: its epochs, lr and schedule options are defaults, not facts.
+            if let t = config.teacher.checkpoint {
+                meta["teacher_loaded"] = ["checkpoint": t, "note": "the teacher was loaded, not trained: teacher.epochs and teacher.lr were not used"]
+            }
             let data = try JSONSerialization.data(withJSONObject: meta, options: [.prettyPrinted, .sortedKeys])
             try AtomicFile.write(data, to: dir + "/config.json")
         }

@@ -60,4 +60,19 @@ final class ResumePathTests: XCTestCase {
         XCTAssert(study.stderr.contains("continue it with --resume auto"), study.output)
         XCTAssertEqual(try teacherFiles.map { try Data(contentsOf: URL(fileURLWithPath: $0)) }, teacherBytes, "a refused command touched the teacher")
     }
+
+    /// A distillation from a loaded teacher says so in config.json (teacher.epochs there is a default).
+    func testConfigRecordsALoadedTeacher() throws {
+        let base = try temporaryRunDirectory(self)
+        let t = try ProcessRunner.run(try kdtrain, ranks: nil, ["train-teacher", "--run-dir", base + "/t", "--set", "teacher.epochs=0.5"] + tinyRun, timeout: 120)
+        XCTAssertEqual(t.status, 0, t.output)
+        let teacher = Checkpoint.list(in: base + "/t/teacher").last!
+        let d = try ProcessRunner.run(try kdtrain, ranks: nil, ["distill", "--run-dir", base + "/d", "--teacher", teacher, "--set", "student.epochs=0.5"] + tinyRun, timeout: 120)
+        XCTAssertEqual(d.status, 0, d.output)
+        let meta = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: base + "/d/config.json"))) as? [String: Any]
+        let loaded = meta?["teacher_loaded"] as? [String: Any]
+        XCTAssertEqual(loaded?["checkpoint"] as? String, teacher, "\(meta ?? [:])")
+        let plain = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: base + "/t/config.json"))) as? [String: Any]
+        XCTAssertNil(plain?["teacher_loaded"])
+    }
 }
