@@ -129,10 +129,7 @@ struct Distill: ParsableCommand {
         try withJob(options) { comm, cfg0 in
             var cfg = cfg0
             try comm.agree {
-                if let t = teacher { cfg.teacher.checkpoint = t }
-                if cfg.teacher.checkpoint == nil, let last = Checkpoint.list(in: options.runDir + "/teacher").last {
-                    cfg.teacher.checkpoint = last
-                }
+                cfg.teacher.checkpoint = RunDirectory(options.runDir).teacherForDistillation(explicit: teacher, configured: cfg.teacher.checkpoint)
                 guard cfg.teacher.checkpoint != nil else {
                     throw ConfigError("distill: no teacher: pass --teacher PATH, set teacher.checkpoint, or run train-teacher first")
                 }
@@ -140,7 +137,7 @@ struct Distill: ParsableCommand {
             let run = try Run(comm: comm, config: cfg, dir: options.runDir, resume: options.resumeMode, quiet: options.quiet)
             try run.requireResumePhase(.student, for: "distill")
             guard let t = try run.teacher() else { return false }
-            return try run.student(teacher: t, phaseDir: options.runDir + "/student") != nil
+            return try run.student(teacher: t, phaseDir: run.layout.phase(.student)) != nil
         }
     }
 }
@@ -158,7 +155,7 @@ struct Average: ParsableCommand {
     func run() throws {
         try withJob(options) { comm, cfg in
             let run = try Run(comm: comm, config: cfg, dir: options.runDir, resume: .auto, quiet: options.quiet)
-            _ = try run.average(phaseDir: options.runDir + "/student", paths: checkpoints.isEmpty ? nil : checkpoints,
+            _ = try run.average(phaseDir: run.layout.phase(.student), paths: checkpoints.isEmpty ? nil : checkpoints,
                                 force: force, output: output)
             return true
         }
@@ -181,13 +178,7 @@ struct Evaluate: ParsableCommand {
             let run = try Run(comm: comm, config: cfg, dir: options.runDir, resume: .auto, quiet: options.quiet)
             // Bad evaluation data stops the command before any checkpoint is read.
             try run.checkEvaluationSources()
-            var paths = checkpoints
-            if paths.isEmpty {
-                paths = [Checkpoint.list(in: options.runDir + "/teacher").last, Checkpoint.list(in: options.runDir + "/student").last]
-                    .compactMap { $0 }
-                let avg = options.runDir + "/student/averaged.safetensors"
-                if FileManager.default.fileExists(atPath: avg) { paths.append(avg) }
-            }
+            let paths = checkpoints.isEmpty ? run.layout.defaultEvaluationCheckpoints() : checkpoints
             let models = try run.opening { () throws -> [(String, FaceModel)] in
                 guard !paths.isEmpty else { throw ConfigError("evaluate: no checkpoints given and none in \(options.runDir)") }
                 var models: [(String, FaceModel)] = []

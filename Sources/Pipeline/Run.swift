@@ -33,6 +33,8 @@ public final class Run {
     public let comm: Communicator
     public let cfg: RunConfig
     public let dir: String
+    /// The layout of `dir`.
+    public let layout: RunDirectory
     public let resume: ResumeMode
     public let log: RunLog
     /// Identifies this run directory's run (kept across resumes); stored in every checkpoint so
@@ -53,6 +55,7 @@ public final class Run {
 
     public init(comm: Communicator, config: RunConfig, dir: String, resume: ResumeMode, quiet: Bool = false) throws {
         self.comm = comm; cfg = config; self.dir = dir; self.resume = resume
+        let layout = RunDirectory(dir); self.layout = layout
         let problems = config.problems(worldSize: comm.size)
         guard problems.isEmpty else { throw ConfigError(problems.joined(separator: "\n")) }
         var orphans: [String] = []
@@ -67,14 +70,14 @@ public final class Run {
             try RunDirectory.create(dir)
             try RunDirectory.lock(dir)
             orphans = RunDirectory.removeOrphanTemporaries(in: dir)
-            try RunDirectory.create(dir, subdirectories: ["teacher", "student", "eval"])
+            try RunDirectory.create(dir, subdirectories: RunDirectory.subdirectories)
             if resume == .none {
-                let existing = Checkpoint.list(in: dir + "/teacher") + Checkpoint.list(in: dir + "/student")
+                let existing = layout.checkpoints(.teacher) + layout.checkpoints(.student)
                 if let first = existing.first {
                     throw ConfigError("\(dir): already holds checkpoints (\(first)); use --resume auto to continue it, or another --run-dir")
                 }
             }
-            if let old = FileManager.default.contents(atPath: dir + "/config.json"),
+            if let old = FileManager.default.contents(atPath: layout.config),
                let o = try? JSONSerialization.jsonObject(with: old) as? [String: Any], let stored = o["run_id"] as? String {
                 id = stored
             } else {
@@ -88,14 +91,14 @@ public final class Run {
                 meta["teacher_loaded"] = ["checkpoint": t, "note": "the teacher was loaded, not trained: teacher.epochs and teacher.lr were not used"]
             }
             let data = try JSONSerialization.data(withJSONObject: meta, options: [.prettyPrinted, .sortedKeys])
-            try AtomicFile.write(data, to: dir + "/config.json")
+            try AtomicFile.write(data, to: layout.config)
         }
         createdDirectory = created
         runID = id
         if case .path(let p) = resume {
             resumePathRole = try comm.agree { try Run.phase(ofResumeCheckpoint: p) }
         }
-        log = try RunLog(path: dir + "/metrics.jsonl", isRoot: comm.isRoot, quiet: quiet)
+        log = try RunLog(path: layout.metrics, isRoot: comm.isRoot, quiet: quiet)
         if !orphans.isEmpty {
             log.say("run directory: removed \(orphans.count) temporary file(s) left by an interrupted job (\(orphans.map { URL(fileURLWithPath: $0).lastPathComponent }.joined(separator: ", ")))")
         }
@@ -109,12 +112,12 @@ public final class Run {
             let src = try DataSource(parsing: cfg.data.train)
             let t = try src.trainingSet(threads: cfg.data.threads)
             if comm.isRoot {
-                if let f = t as? ImageFolder { try f.writeLabels(to: dir + "/labels.tsv") }
+                if let f = t as? ImageFolder { try f.writeLabels(to: layout.labels) }
                 if let s = t as? SkipReporting {
                     let report = s.scanReport()
                     if !report.isEmpty { log.say(report) }
                     // The log shows the first 50; the whole list stays in the run directory.
-                    if !s.skipped.isEmpty { try s.writeSkipped(to: dir + "/skipped.tsv") }
+                    if !s.skipped.isEmpty { try s.writeSkipped(to: layout.skipped) }
                 }
             }
             return t
@@ -213,9 +216,9 @@ public final class Run {
         let t0 = Date()
         try checkDataSources()
         guard let teacher = try teacher() else { return false }
-        guard let student = try student(teacher: teacher, phaseDir: dir + "/student") else { return false }
+        guard let student = try student(teacher: teacher, phaseDir: layout.phase(.student)) else { return false }
         if try stopRequested(before: "averaging") { return false }
-        let averaged: FaceModel? = cfg.checkpoints.average > 1 ? try average(phaseDir: dir + "/student") : nil
+        let averaged: FaceModel? = cfg.checkpoints.average > 1 ? try average(phaseDir: layout.phase(.student)) : nil
         if try stopRequested(before: "evaluation") { return false }
         var models: [(String, FaceModel)] = [("teacher (\(cfg.teacher.preset))", teacher), ("student, last", student)]
         if let a = averaged { models.append(("student, averaged last \(cfg.checkpoints.average)", a)) }
@@ -224,7 +227,7 @@ public final class Run {
             "Wall time of this invocation: \(Int(Date().timeIntervalSince(t0))) s.",
             "The teacher is evaluated on degraded probes too: it was trained on high-quality faces only.",
         ])
-        log.say("report: \(dir)/report.md")
+        log.say("report: \(layout.report)")
         return true
     }
 

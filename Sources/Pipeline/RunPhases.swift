@@ -68,7 +68,7 @@ extension Run {
             log.say("teacher: loaded \(path)")
             return model
         }
-        return try trainPhase(.teacher, model: model, identity: id, config: cfg, data: data, phaseDir: dir + "/teacher")
+        return try trainPhase(.teacher, model: model, identity: id, config: cfg, data: data, phaseDir: layout.phase(.teacher))
     }
 
     /// Distills a student from `teacher` into `phaseDir` with the configured (or given) loss.

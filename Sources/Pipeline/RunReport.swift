@@ -49,7 +49,7 @@ extension Run {
         }
         guard comm.isRoot else { return nil }
         let report = EvaluationReport(title: title, results: results, identification: identification, openSet: openSet)
-        let base = URL(fileURLWithPath: dir + "/eval")
+        let base = URL(fileURLWithPath: layout.eval)
         try report.writeJSON(to: base.appendingPathComponent(prefix + ".json"))
         try report.writeMarkdown(to: base.appendingPathComponent(prefix + ".md"))
         try report.writeSVG(dataset: name, to: base.appendingPathComponent(prefix == "results" ? "accuracy.svg" : prefix + ".svg"))
@@ -77,6 +77,6 @@ extension Run {
         md += report.protocolTables()
         for n in notes { md += "- \(n)\n" }
         md += "\nFiles: `config.json`, `metrics.jsonl`, `teacher/`, `student/`, `eval/results.json`, `eval/results.md`, `eval/accuracy.svg`.\n"
-        try AtomicFile.write(Data(md.utf8), to: dir + "/report.md")
+        try AtomicFile.write(Data(md.utf8), to: layout.report)
     }
 }

@@ -70,7 +70,7 @@ extension Run {
         let labels = ["teacher (HR only)"] + variants.map(\.label)
         let summary = StudySummary(rows: rows, models: labels)
         let aggregated = EvaluationReport(title: "kdtrain \(name)", results: summary.aggregated())
-        let base = URL(fileURLWithPath: dir + "/eval")
+        let base = URL(fileURLWithPath: layout.eval)
         try aggregated.writeJSON(to: base.appendingPathComponent(name + ".json"))
         try EvaluationReport(title: "kdtrain \(name), every seed", results: rows).writeJSON(to: base.appendingPathComponent(name + "-seeds.json"))
         try aggregated.writeSVG(dataset: dataset, to: base.appendingPathComponent(name + ".svg"))
@@ -80,7 +80,7 @@ extension Run {
         var balanceMD = ""
         for (label, b) in balances { balanceMD += "\n" + b.markdown(label: label) }
         try AtomicFile.write(Data(("# kdtrain \(name)\n" + tables + (balanceMD.isEmpty ? "" : "\n## Loss balance (first seed; mean over measurements)\n" + balanceMD)).utf8),
-                             to: dir + "/eval/\(name).md")
+                             to: layout.evalFile("\(name).md"))
         log.say(tables)
         var md = "# \(heading)\n\n"
         md += "kdtrain \(kdtrainVersion), \(comm.size) rank(s), OpenBLAS core \(Compute.blasCore), \(Compute.threads) thread(s) per rank; wall time \(Int(Date().timeIntervalSince(t0))) s.\n\n"
@@ -93,7 +93,7 @@ extension Run {
         md += "\n## Notes\n\n"
         for n in notes { md += "- \(n)\n" }
         md += "\nFiles: `config.json`, `metrics.jsonl`, `\(name)/seed-*/*/` (student checkpoints), `eval/\(name).json` (means over seeds), `eval/\(name)-seeds.json` (every seed, with fold accuracies), `eval/\(name).md`, `eval/\(name).svg`" + (cfg.teacher.checkpoint == nil ? ", `teacher/`" : "") + ".\n"
-        try AtomicFile.write(Data(md.utf8), to: dir + "/report.md")
+        try AtomicFile.write(Data(md.utf8), to: layout.report)
         log.say("report: \(dir)/report.md")
         return true
     }

@@ -148,4 +148,26 @@ final class RunDirectoryTests: XCTestCase {
             }
         }
     }
+
+    /// The layout resolves the defaults of distill (--teacher, then teacher.checkpoint, then the
+    /// run's latest teacher) and evaluate (latest teacher, latest student, averaged student).
+    func testLayoutResolvesTheDefaultCheckpoints() throws {
+        let dir = try tempDir()
+        let run = RunDirectory(dir)
+        XCTAssertNil(run.teacherForDistillation(explicit: nil, configured: nil))
+        XCTAssertEqual(run.defaultEvaluationCheckpoints(), [])
+        try RunDirectory.create(dir, subdirectories: RunDirectory.subdirectories)
+        for (role, steps) in [(Trainer.Role.teacher, [4, 12, 8]), (.student, [3, 6])] {
+            for s in steps { try Data([0]).write(to: URL(fileURLWithPath: run.phase(role) + "/" + Checkpoint.fileName(step: s))) }
+        }
+        let t12 = dir + "/teacher/" + Checkpoint.fileName(step: 12), s6 = dir + "/student/" + Checkpoint.fileName(step: 6)
+        XCTAssertEqual(run.teacherForDistillation(explicit: nil, configured: nil), t12)
+        XCTAssertEqual(run.teacherForDistillation(explicit: nil, configured: "c.safetensors"), "c.safetensors")
+        XCTAssertEqual(run.teacherForDistillation(explicit: "e.safetensors", configured: "c.safetensors"), "e.safetensors")
+        XCTAssertEqual(run.defaultEvaluationCheckpoints(), [t12, s6])
+        try Data([0]).write(to: URL(fileURLWithPath: run.averagedStudent))
+        XCTAssertEqual(run.defaultEvaluationCheckpoints(), [t12, s6, dir + "/student/averaged.safetensors"])
+        XCTAssertEqual([run.config, run.metrics, run.report, run.evalFile("results.json")],
+                       [dir + "/config.json", dir + "/metrics.jsonl", dir + "/report.md", dir + "/eval/results.json"])
+    }
 }
