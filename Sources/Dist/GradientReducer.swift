@@ -62,9 +62,10 @@ public struct ReducerStepStats: Sendable, Equatable {
 ///     try reducer.finish()   // grads = mean over ranks of each rank's grads
 ///     optimizer.step()
 ///
-/// Only the last micro-batch communicates; earlier ones just accumulate locally. The loss of
-/// each micro-batch should be scaled by 1/k by the trainer if the mean over the whole per-rank
-/// batch is wanted; `finish()` applies only the 1/worldSize factor.
+/// Only the last micro-batch communicates; earlier ones just accumulate locally. For the mean
+/// over the whole per-rank batch pass `scale: 1/k` to `finish()`, which applies it together with
+/// the 1/worldSize factor once the sums are in: the gradients must not be scaled before (on the
+/// last micro-batch some of them are in flight in MPI).
 ///
 /// - Precondition: within a micro-batch, `gradientsReady` offsets never increase; on the last
 ///   micro-batch nothing may write grads[offset..<P] after `gradientsReady(from: offset)` until
@@ -176,10 +177,11 @@ public final class GradientReducer {
                                "MPI_Iallreduce")
     }
 
-    /// Completes the step: starts every bucket not yet started, waits for all, and divides the
-    /// gradients by the world size. Call once per optimizer step, after the last micro-batch's
-    /// backward. Afterwards grads[i] holds the mean over ranks and is bitwise identical on every rank.
-    public func finish() throws {
+    /// Completes the step: starts every bucket not yet started, waits for all, and multiplies the
+    /// gradients by `scale / worldSize`. Call once per optimizer step, after the last micro-batch's
+    /// backward. Afterwards grads[i] holds `scale` x the mean over ranks and is bitwise identical on
+    /// every rank.
+    public func finish(scale extra: Float = 1) throws {
         precondition(microBatch == microBatches - 1,
                      "finish() after micro-batch \(microBatch) of \(microBatches): only the last micro-batch finishes a step")
         let t0 = Communicator.now()
@@ -209,7 +211,9 @@ public final class GradientReducer {
             } else {
                 try communicator.allReduceSum(grads, count: count, what: .gradientAllReduce)
             }
-            let scale = 1 / Float(size)
+        }
+        if size > 1 || extra != 1 {
+            let scale = extra / Float(size)
             for i in 0..<count { grads[i] *= scale }
         }
         stats.finishSeconds = Communicator.now() - t0

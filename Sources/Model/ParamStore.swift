@@ -133,11 +133,6 @@ public final class ParamStore {
         }
     }
 
-    /// Multiplies every gradient by `factor` (the mean over accumulated micro-batches).
-    public func scaleGradients(by factor: Float) {
-        if hasGradients { kd_scale(grads, paramCount, factor) }
-    }
-
     /// Zeroes all gradients (once per step).
     public func zeroGrad() {
         if hasGradients { grads.update(repeating: 0, count: paramCount) }

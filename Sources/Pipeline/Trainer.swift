@@ -153,46 +153,13 @@ public final class Trainer {
             let lr = schedule.lr(at: position.step)
             comm.progressStep = position.step + 1   // for the stall report (1-based, as in the log)
             store.zeroGrad()
-            model.net.dropoutLayer.seed(step: UInt64(position.step) &* 0x9E37_79B9 &+ UInt64(rank) &* 0x1000_0001)
+            seedDropout(step: position.step)
             let batch = try prefetch.next()
             clock.start()
-            var local = LossBreakdown()
-            for m in 0..<c.optim.accumulate {
-                reducer.beginMicroBatch(m, of: c.optim.accumulate)
-                let off = m * micro * batch.sampleSize
-                if role == .student, let t = teacher {
-                    t.net.input.loadNCHW(batch.hr.baseAddress! + off)
-                    model.net.input.loadNCHW(batch.lr.baseAddress! + off)
-                    step.teacherForward()
-                } else {
-                    model.net.input.loadNCHW(batch.hr.baseAddress! + off)
-                }
-                if m == 0 && role == .student && c.loss.balanceEvery > 0 && position.step % c.loss.balanceEvery == 0 {
-                    let terms = batch.labels.withUnsafeBufferPointer { step.termGradientNorms(labels: $0.baseAddress!) }
-                    // The measurement ran forwards with dropout: re-seed so the real step draws the same masks.
-                    model.net.dropoutLayer.seed(step: UInt64(position.step) &* 0x9E37_79B9 &+ UInt64(rank) &* 0x1000_0001)
-                    balance.add(terms)
-                    if comm.isRoot {
-                        log.say("\(role.rawValue) step \(position.step) loss balance (rank 0 shard): " + LossBalance.line(terms))
-                        var rec: [String: Any] = ["event": "loss_balance", "step": position.step]
-                        for t in terms { rec[t.term.rawValue] = ["weighted": Double(t.value), "grad_norm": Double(t.gradNorm)] }
-                        record(rec)
-                    }
-                }
-                var first: Error?
-                let out = batch.labels.withUnsafeBufferPointer { lb in
-                    step.studentForwardBackward(labels: lb.baseAddress! + m * micro, ready: { offset in
-                        do { try reducer.gradientsReady(from: offset) } catch { if first == nil { first = error } }
-                    })
-                }
-                if let first { throw first }
-                local.recognition += out.recognition; local.kd += out.kd; local.attentionSimilarity += out.attentionSimilarity
-                local.attentionTransfer += out.attentionTransfer; local.embedding += out.embedding; local.total += out.total
-            }
-            if c.optim.accumulate > 1 {   // the loss is the mean over micro-batches
-                store.scaleGradients(by: 1 / Float(c.optim.accumulate))
-            }
-            try reducer.finish()
+            let local = try forwardBackward(batch, step: step, reducer: reducer, at: position.step, micro: micro)
+            // The loss is the mean over micro-batches: 1/accumulate, applied with the 1/ranks of the
+            // mean once the all-reduce is complete (scaling earlier raced with buckets in flight).
+            try reducer.finish(scale: 1 / Float(c.optim.accumulate))
             // Gradients are now identical on every rank, so this decision is too.
             let norm = c.optim.clipNorm > 0 ? sgd.clipGradients(maxNorm: c.optim.clipNorm) : sgd.gradientNorm()
             enqueueAhead()
@@ -219,7 +186,7 @@ public final class Trainer {
             position.epoch = next.epoch; position.stepInEpoch = next.step
 
             if position.step % c.dist.checkEvery == 0 {
-                try comm.verifyReplicas(checksum: store.checksum(includeMomentum: true, includeBuffers: true),
+                try verifyReplicas(checksum: store.checksum(includeMomentum: true, includeBuffers: true),
                                         what: "\(role.rawValue) parameters, momentum and batch-norm statistics at step \(position.step)")
             }
             // Every rank learns of a stop signal received by any rank at the same step.
@@ -258,6 +225,66 @@ public final class Trainer {
         return .completed(lastCheckpoint: lastCheckpoint)
     }
 
+    /// Forward and backward of this rank's share of one step, in `optim.accumulate` micro-batches
+    /// of `micro` images; the reducer all-reduces gradients while backward runs. Every
+    /// `loss.balanceEvery` steps (student) the loss balance is measured first on micro-batch 0.
+    /// Returns the loss terms summed over the micro-batches.
+    func forwardBackward(_ batch: Batch, step: DistillationStep, reducer: GradientReducer, at stepIndex: Int, micro: Int) throws -> LossBreakdown {
+        var local = LossBreakdown()
+        for m in 0..<cfg.optim.accumulate {
+            reducer.beginMicroBatch(m, of: cfg.optim.accumulate)
+            let off = m * micro * batch.sampleSize
+            if role == .student, let t = teacher {
+                t.net.input.loadNCHW(batch.hr.baseAddress! + off)
+                model.net.input.loadNCHW(batch.lr.baseAddress! + off)
+                step.teacherForward()
+            } else {
+                model.net.input.loadNCHW(batch.hr.baseAddress! + off)
+            }
+            if m == 0 && role == .student && cfg.loss.balanceEvery > 0 && stepIndex % cfg.loss.balanceEvery == 0 {
+                measureBalance(batch, step: step, at: stepIndex)
+            }
+            var first: Error?
+            let out = batch.labels.withUnsafeBufferPointer { lb in
+                step.studentForwardBackward(labels: lb.baseAddress! + m * micro, ready: { offset in
+                    do { try reducer.gradientsReady(from: offset) } catch { if first == nil { first = error } }
+                })
+            }
+            if let first { throw first }
+            local.recognition += out.recognition; local.kd += out.kd; local.attentionSimilarity += out.attentionSimilarity
+            local.attentionTransfer += out.attentionTransfer; local.embedding += out.embedding; local.total += out.total
+        }
+        return local
+    }
+
+    /// The dropout masks of a step: the same on a replay (resume) and distinct per rank.
+    func seedDropout(step stepIndex: Int) {
+        model.net.dropoutLayer.seed(step: UInt64(stepIndex) &* 0x9E37_79B9 &+ UInt64(comm.rank) &* 0x1000_0001)
+    }
+
+    /// Measures each loss term's weighted value and gradient norm on micro-batch 0 (rank 0's shard
+    /// is logged), then re-seeds dropout so the real step draws the same masks.
+    func measureBalance(_ batch: Batch, step: DistillationStep, at stepIndex: Int) {
+        let terms = batch.labels.withUnsafeBufferPointer { step.termGradientNorms(labels: $0.baseAddress!) }
+        seedDropout(step: stepIndex)
+        balance.add(terms)
+        if comm.isRoot {
+            log.say("\(role.rawValue) step \(stepIndex) loss balance (rank 0 shard): " + LossBalance.line(terms))
+            var rec: [String: Any] = ["event": "loss_balance", "step": stepIndex]
+            for t in terms { rec[t.term.rawValue] = ["weighted": Double(t.value), "grad_norm": Double(t.gradNorm)] }
+            record(rec)
+        }
+    }
+
+    /// The replica check: every rank learns the same verdict, so a divergence is one agreed
+    /// failure, printed once (by rank 0), not once per rank.
+    func verifyReplicas(checksum: UInt64, what: String) throws {
+        do { try comm.verifyReplicas(checksum: checksum, what: what) } catch let e as DistError {
+            guard case .replicaDivergence = e else { throw e }
+            throw AgreedFailure(rank: 0, message: comm.isRoot ? "\(e)" : nil)
+        }
+    }
+
     /// One metrics.jsonl record of this phase: tagged with the phase and, in a study, the variant.
     func record(_ fields: [String: Any]) {
         var r = fields
@@ -269,7 +296,7 @@ public final class Trainer {
     /// Averages running statistics across ranks, checks replicas, writes (rank 0) and prunes.
     func writeCheckpoint(_ position: TrainingPosition) throws -> String {
         let store = model.store
-        try comm.verifyReplicas(checksum: store.checksum(includeMomentum: true, includeBuffers: true),
+        try verifyReplicas(checksum: store.checksum(includeMomentum: true, includeBuffers: true),
                                 what: "\(role.rawValue) parameters before the checkpoint at step \(position.step)")
         let path = checkpointDir + "/" + Checkpoint.fileName(step: position.step)
         if comm.isRoot {
