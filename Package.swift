@@ -61,6 +61,15 @@ let package = Package(
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "KDCore"], path: "Tests/EvaluationTests",
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Model"], path: "Tests/PipelineTests"),
+        // Parser entry points shared by the fuzz harness and the corpus replay test (not in the product).
+        .target(name: "FuzzEntries", dependencies: ["FaceData", "Model", "Pipeline"], path: "Sources/FuzzEntries"),
+        .testTarget(name: "FuzzTests", dependencies: ["FuzzEntries"], path: "Tests/FuzzTests"),
         .testTarget(name: "LauncherTests", dependencies: ["Model", "Pipeline", "Evaluation", "FaceData", "TestSupport"], path: "Tests/LauncherTests"),
     ]
 )
+
+// The libFuzzer harness over FuzzEntries, only when scripts/fuzz.sh builds it (KDTRAIN_FUZZ=1, with
+// -sanitize=fuzzer,address and its own build folder): a normal build has no fuzzer runtime to link.
+if Context.environment["KDTRAIN_FUZZ"] == "1" {
+    package.targets.append(.executableTarget(name: "KDFuzz", dependencies: ["FuzzEntries", "FaceData"], path: "fuzz/Sources/KDFuzz"))
+}
