@@ -71,5 +71,8 @@ let package = Package(
 // The libFuzzer harness over FuzzEntries, only when scripts/fuzz.sh builds it (KDTRAIN_FUZZ=1, with
 // -sanitize=fuzzer,address and its own build folder): a normal build has no fuzzer runtime to link.
 if Context.environment["KDTRAIN_FUZZ"] == "1" {
-    package.targets.append(.executableTarget(name: "KDFuzz", dependencies: ["FuzzEntries", "FaceData"], path: "fuzz/Sources/KDFuzz"))
+    package.targets += [
+        .target(name: "CFuzzerDriver", path: "fuzz/Sources/CFuzzerDriver"),
+        .executableTarget(name: "KDFuzz", dependencies: ["FuzzEntries", "CFuzzerDriver"], path: "fuzz/Sources/KDFuzz"),
+    ]
 }

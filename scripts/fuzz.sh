@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-30}
 targets=${FUZZ_TARGETS:-"pickle recordio safetensors image config"}
-build=(swift build -c release --build-path .build-fuzz --product KDFuzz -Xswiftc -sanitize=fuzzer,address)
+build=(swift build -c release --build-path .build-fuzz --product KDFuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld)
 echo "fuzz: building the harness ($(date -u +%H:%M:%S))"
 KDTRAIN_FUZZ=1 "${build[@]}" 2>&1 | grep -v '^\[' || true
 bin="$(KDTRAIN_FUZZ=1 "${build[@]}" --show-bin-path)/KDFuzz"
