@@ -23,7 +23,7 @@ for t in $targets; do
   work=".build-fuzz/runs/$t"; mkdir -p "$work/corpus"
   echo "fuzz: $t for ${secs}s ($(date -u +%H:%M:%S))"
   set +e
-  KDTRAIN_FUZZ_TARGET=$t ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=0} \
+  SWIFT_BACKTRACE=enable=no KDTRAIN_FUZZ_TARGET=$t ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=0} \
     "$bin" "$work/corpus" "fuzz/corpus/$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
     -malloc_limit_mb=1024 -max_len=16384 -artifact_prefix="$work/" -print_final_stats=1 > "$work/log" 2>&1
   rc=$?

@@ -15,7 +15,8 @@ public struct DataError: Error, CustomStringConvertible, LocalizedError, Equatab
     public var subject: String
     public var message: String
     public init(_ kind: Kind, _ subject: String, _ message: String) {
-        self.kind = kind; self.subject = subject; self.message = message
+        // One line each, whatever the file held (see KDCore.oneLine).
+        self.kind = kind; self.subject = oneLine(subject); self.message = oneLine(message)
     }
     public var description: String { subject.isEmpty ? message : "\(subject): \(message)" }
     public var errorDescription: String? { description }

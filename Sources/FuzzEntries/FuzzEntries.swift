@@ -29,7 +29,7 @@ public enum FuzzEntry {
     /// nil when it is, else what is wrong with it. `names` are the accepted subjects.
     public static func messageProblem(_ message: String, names: [String]) -> String? {
         if message.isEmpty { return "empty error message" }
-        if message.contains(where: { $0 == "\n" || $0 == "\r" }) { return "error message spans several lines: \(message.debugDescription)" }
+        if message.contains(where: \.isNewline) { return "error message spans several lines: \(message.debugDescription)" }
         if !names.contains(where: { message.contains($0) }) { return "error message names none of \(names): \(message.debugDescription)" }
         return nil
     }
