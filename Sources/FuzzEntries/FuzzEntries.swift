@@ -26,11 +26,20 @@ public enum FuzzEntry {
     ]
 
     /// A rejection message is one non-empty line that names the file (or option) it is about;
-    /// nil when it is, else what is wrong with it. `names` are the accepted subjects.
+    /// nil when it is, else what is wrong with it. `names` are the accepted subjects. Both checks
+    /// look at Unicode scalars and bytes, not Characters: a combining mark after a line break or
+    /// after the space of "--set " joins them into one Character.
     public static func messageProblem(_ message: String, names: [String]) -> String? {
         if message.isEmpty { return "empty error message" }
-        if message.contains(where: \.isNewline) { return "error message spans several lines: \(message.debugDescription)" }
-        if !names.contains(where: { message.contains($0) }) { return "error message names none of \(names): \(message.debugDescription)" }
+        let breaks: Set<Unicode.Scalar> = ["\n", "\r", "\u{0B}", "\u{0C}", "\u{85}", "\u{2028}", "\u{2029}"]
+        if message.unicodeScalars.contains(where: breaks.contains) { return "error message spans several lines: \(message.debugDescription)" }
+        let bytes = Array(message.utf8)
+        func mentions(_ name: String) -> Bool {
+            let n = Array(name.utf8)
+            guard !n.isEmpty, n.count <= bytes.count else { return n.isEmpty }
+            return (0...(bytes.count - n.count)).contains { bytes[$0..<($0 + n.count)].elementsEqual(n) }
+        }
+        if !names.contains(where: mentions) { return "error message names none of \(names): \(message.debugDescription)" }
         return nil
     }
 

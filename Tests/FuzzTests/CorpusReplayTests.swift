@@ -62,6 +62,10 @@ final class CorpusReplayTests: XCTestCase {
         XCTAssertNotNil(FuzzEntry.messageProblem("", names: ["fuzz.bin"]))
         XCTAssertNotNil(FuzzEntry.messageProblem("fuzz.bin: two\nlines", names: ["fuzz.bin"]))
         XCTAssertNotNil(FuzzEntry.messageProblem("no file named", names: ["fuzz.bin"]))
+        // Scalars, not Characters: a combining mark (U+0731) joins the space or the line break before it.
+        XCTAssertNil(FuzzEntry.messageProblem("--set \u{0731}x=3: unknown option", names: ["--set "]))
+        XCTAssertNotNil(FuzzEntry.messageProblem("fuzz.bin: a\n\u{0731}b", names: ["fuzz.bin"]))
+        XCTAssertNotNil(FuzzEntry.messageProblem("fuzz.bin: a\u{2028}b", names: ["fuzz.bin"]))
     }
 
     /// The entries feed the parsers: a valid seed altered in its first bytes is rejected.
