@@ -15,7 +15,7 @@ guard let index = FuzzEntry.targets.firstIndex(where: { $0.name == want }) else 
     say("KDTRAIN_FUZZ_TARGET must be one of \(FuzzEntry.targets.map(\.name).joined(separator: ", ")) (got '\(want)')")
     exit(2)
 }
-nonisolated(unsafe) let selected = FuzzEntry.targets[index]
+let selected = FuzzEntry.targets[index]
 
 var argc = CommandLine.argc
 var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
