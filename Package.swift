@@ -64,8 +64,24 @@ let package = Package(
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "KDCore"], path: "Tests/EvaluationTests",
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Model"], path: "Tests/PipelineTests"),
+<<<<<<< HEAD
         .testTarget(name: "LauncherTests", dependencies: ["Model", "Pipeline", "Evaluation", "FaceData", "TestSupport", "KDTrainCLI",
                                                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
                     path: "Tests/LauncherTests"),
+=======
+        // Parser entry points shared by the fuzz harness and the corpus replay test (not in the product).
+        .target(name: "FuzzEntries", dependencies: ["FaceData", "Model", "Pipeline"], path: "Sources/FuzzEntries"),
+        .testTarget(name: "FuzzTests", dependencies: ["FuzzEntries"], path: "Tests/FuzzTests"),
+        .testTarget(name: "LauncherTests", dependencies: ["Model", "Pipeline", "Evaluation", "FaceData", "TestSupport"], path: "Tests/LauncherTests"),
+>>>>>>> fuzz
     ]
 )
+
+// The libFuzzer harness over FuzzEntries, only when scripts/fuzz.sh builds it (KDTRAIN_FUZZ=1, with
+// -sanitize=fuzzer,address and its own build folder): a normal build has no fuzzer runtime to link.
+if Context.environment["KDTRAIN_FUZZ"] == "1" {
+    package.targets += [
+        .target(name: "CFuzzerDriver", path: "fuzz/Sources/CFuzzerDriver"),
+        .executableTarget(name: "KDFuzz", dependencies: ["FuzzEntries", "CFuzzerDriver"], path: "fuzz/Sources/KDFuzz"),
+    ]
+}

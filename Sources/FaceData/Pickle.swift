@@ -33,6 +33,10 @@ public enum PickleBin {
     /// - Returns: the 2P encoded images and the P issame flags.
     public static func read(_ b: [UInt8], name: String) throws -> (images: [[UInt8]], issame: [Bool]) {
         var stack = [Value](), memo = [Int: Value](), pos = 0
+        // A list may be appended to itself (through the memo): a reference cycle. Emptying every list
+        // on the way out breaks such cycles, so a hostile file cannot leak memory on each read.
+        var lists = [ListBox]()
+        defer { for l in lists { l.items.removeAll() } }
         func fail(_ m: String) -> DataError { DataError(.format, name, m) }
         func need(_ n: Int, _ what: String) throws {
             guard n >= 0, pos + n <= b.count else { throw fail("\(what) needs \(n) bytes at offset \(pos) but the file ends at \(b.count)") }
@@ -112,7 +116,7 @@ public enum PickleBin {
             switch op {
             case 0x80: let v = try uint(1, "PROTO"); guard (2...5).contains(v) else { throw fail("pickle protocol \(v) is not supported (2-5)") }
             case 0x95: _ = try uint(8, "FRAME")      // frame boundaries carry no data
-            case 0x5D: stack.append(.list(ListBox()))              // ]
+            case 0x5D: let l = ListBox(); lists.append(l); stack.append(.list(l))   // ]
             case 0x28: stack.append(.mark)                          // (
             case 0x61:                                               // a APPEND
                 let v = try pop("APPEND")

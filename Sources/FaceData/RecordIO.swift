@@ -227,8 +227,11 @@ public struct RecordSet: TrainingSet, SkipReporting {
                 let end = Int(h0.labels[0])
                 layout = .legacy
                 declaredClasses = Int(h0.labels[1]) - end
+                // Checked before the key list is built: a tiny file may promise 2^24 keys.
+                if let k = (1..<end).first(where: { byKey[$0] == nil }) {
+                    throw DataError(.format, idxPath, "legacy header promises image keys 1..<\(end) but key \(k) is missing")
+                }
                 imageKeys = Array(1..<end)
-                for k in imageKeys where byKey[k] == nil { throw DataError(.format, idxPath, "legacy header promises image keys 1..<\(end) but key \(k) is missing") }
             } else {
                 imageKeys = byKey.keys.sorted()
             }

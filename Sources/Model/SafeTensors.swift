@@ -12,7 +12,7 @@ import KDCore
 public struct SafeTensorsError: Error, CustomStringConvertible {
     public let path: String
     public let reason: String
-    public init(_ path: String, _ reason: String) { self.path = path; self.reason = reason }
+    public init(_ path: String, _ reason: String) { self.path = oneLine(path); self.reason = oneLine(reason) }
     public var description: String { "\(path): \(reason)" }
 }
 

@@ -5,6 +5,7 @@
 // options with their descriptions, and the unknown-key suggestion, are in ConfigOptions.swift.
 import FaceData
 import Foundation
+import KDCore
 import Model
 
 public struct RunConfig: Codable, Equatable, Sendable {
@@ -186,6 +187,11 @@ public struct RunConfig: Codable, Equatable, Sendable {
     /// Builds a configuration from an optional JSON file and `section.key=value` overrides. Unknown
     /// keys, wrong types and unparsable values are errors naming the key.
     public static func load(file: String?, overrides: [String]) throws -> RunConfig {
+        // Each mistake is one line, whatever the file or option held (see KDCore.oneLine).
+        do { return try loadUnchecked(file: file, overrides: overrides) } catch let e as ConfigError { throw ConfigError(oneLine(e.description)) }
+    }
+
+    static func loadUnchecked(file: String?, overrides: [String]) throws -> RunConfig {
         var tree = try JSONSerialization.jsonObject(with: JSONEncoder().encode(try LossRecipe.defaults(file: file, overrides: overrides))) as! [String: Any]
         // Every option with its type, optional ones (absent from the encoded defaults) included.
         let known = Self.shape
@@ -333,7 +339,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
         for src in [("data.train", data.train), ("data.eval", data.eval)] where src.1.isEmpty {
             p.append("\(src.0) must not be empty")
         }
-        return p
+        return p.map(oneLine)
     }
 
     /// The student's distillation loss.
