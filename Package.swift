@@ -64,16 +64,12 @@ let package = Package(
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "KDCore"], path: "Tests/EvaluationTests",
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Model"], path: "Tests/PipelineTests"),
-<<<<<<< HEAD
-        .testTarget(name: "LauncherTests", dependencies: ["Model", "Pipeline", "Evaluation", "FaceData", "TestSupport", "KDTrainCLI",
-                                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
-                    path: "Tests/LauncherTests"),
-=======
         // Parser entry points shared by the fuzz harness and the corpus replay test (not in the product).
         .target(name: "FuzzEntries", dependencies: ["FaceData", "Model", "Pipeline"], path: "Sources/FuzzEntries"),
         .testTarget(name: "FuzzTests", dependencies: ["FuzzEntries"], path: "Tests/FuzzTests"),
-        .testTarget(name: "LauncherTests", dependencies: ["Model", "Pipeline", "Evaluation", "FaceData", "TestSupport"], path: "Tests/LauncherTests"),
->>>>>>> fuzz
+        .testTarget(name: "LauncherTests", dependencies: ["Model", "Pipeline", "Evaluation", "FaceData", "TestSupport", "KDTrainCLI",
+                                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                    path: "Tests/LauncherTests"),
     ]
 )
 
