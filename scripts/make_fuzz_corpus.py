@@ -234,7 +234,10 @@ def config():
     put(t, "valid-json.json", b'{"seed": 3, "optim": {"batch": 32, "schedule": "poly"}, "eval": {"blur": [0.1, 2.0]}}')
     put(t, "valid-overrides", b"\x00optim.batch=32\nhead.kind=cosface\nloss.recipe=\"hinton\"\neval.identification=null\ndata.train=1")
     put(t, "valid-both", b'{"loss": {"recipe": "askd"}}\x00loss.blocks=0.0,2.1\nstudent.epochs=0.5')
-    put(t, "valid-invalid-values.json", b'{"optim": {"batch": 3}, "head": {"kind": "nope"}, "loss": {"blocks": "x.y"}}')
+    # Read fine, refused by validation (problems()).
+    put(t, "valid-invalid-values.json", b'{"optim": {"batch": 3}, "loss": {"blocks": "x.y"}}')
+    # A choice outside its values is refused when read.
+    put(t, "bad-choice.json", b'{"optim": {"batch": 3}, "head": {"kind": "nope"}, "loss": {"blocks": "x.y"}}')
     put(t, "unknown-key.json", b'{"optm": {"batch": 32}}')
     put(t, "wrong-type.json", b'{"optim": {"batch": "32"}}')
     put(t, "int-too-big.json", b'{"optim": {"batch": 1e30}}')

@@ -207,13 +207,16 @@ public struct RunConfig: Codable, Equatable, Sendable {
             let key = String(o[..<eq]), raw = String(o[o.index(after: eq)...])
             let parts = key.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
             guard !parts.contains(where: \.isEmpty) else { throw ConfigError("--set \(o): empty key in '\(key)'") }
-            // A string or choice option takes the text as it is (`--set head.kind=arcface`, `--set data.train=1`).
+            // A string or choice option takes the text as it is (`--set head.kind=arcface`, `--set data.train=1`),
+            // or, written as a JSON string (`--set loss.recipe='"hinton"'`, as config.json has it), its content.
             var shape: JSONShape? = .object(known)
             for part in parts { if case .object(let f)? = shape { shape = f[part] } else { shape = nil } }
+            let text = raw.count >= 2 && raw.hasPrefix("\"") && raw.hasSuffix("\"")
+                ? ((try? JSONSerialization.jsonObject(with: Foundation.Data(raw.utf8), options: [.fragmentsAllowed])) as? String ?? raw) : raw
             let value: Any
             switch shape {
-            case .string?, .choice?: value = raw
-            case .optional(.string)?: value = raw == "null" ? NSNull() : raw
+            case .string?, .choice?: value = text
+            case .optional(.string)?: value = raw == "null" ? NSNull() : text
             default: value = (try? JSONSerialization.jsonObject(with: Foundation.Data(raw.utf8), options: [.fragmentsAllowed])) ?? raw
             }
             var nested: Any = value

@@ -73,6 +73,17 @@ final class RunConfigOptionsTests: XCTestCase {
         XCTAssertEqual(choices, Set(cases.map(\.key)))
     }
 
+    /// A value written as a JSON string (as config.json holds it) means its content, for choices and
+    /// strings alike; unquoted text is taken as it is.
+    func testQuotedOverrideValuesAreJSONStrings() throws {
+        let c = try RunConfig.load(file: nil, overrides: ["loss.recipe=\"hinton\"", "head.kind=\"cosface\"", "data.train=\"synthetic:ids=20\""])
+        XCTAssertEqual(c.loss.recipe.rawValue, "hinton")
+        XCTAssertEqual(c.head.kind.rawValue, "cosface")
+        XCTAssertEqual(c.data.train, "synthetic:ids=20")
+        XCTAssertEqual(try RunConfig.load(file: nil, overrides: ["data.train=a\"b"]).data.train, "a\"b")
+        XCTAssertNotNil(loadError(["loss.recipe=\"hintn\""]))
+    }
+
     func testDecodingAChoiceDirectlyNamesTheValue() {
         let json = #"{"kind": "arcfase", "s": 32, "m": 0.5}"#
         XCTAssertThrowsError(try JSONDecoder().decode(RunConfig.Head.self, from: Data(json.utf8))) { e in
