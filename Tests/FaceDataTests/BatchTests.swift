@@ -1,3 +1,5 @@
+// Batch production and prefetching: the same batch whatever the thread count or batch composition, aligned
+// high/low-resolution views, the prefetcher's order and errors, bad batch configurations.
 import FaceData
 import Foundation
 import XCTest

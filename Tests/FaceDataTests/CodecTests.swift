@@ -1,3 +1,5 @@
+// Image codecs: PNG/PPM round trips, JPEG closeness, PGM to RGB, PNG read as stored (16 bits, gAMA,
+// alpha), malformed files and huge declared sizes refused with named errors before allocating.
 import CImage
 import FaceData
 import Foundation

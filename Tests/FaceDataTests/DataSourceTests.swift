@@ -1,3 +1,5 @@
+// Data source specs (synthetic:, folder:, rec:, bin:, pairs:): parsing and canonical round trips,
+// one-line errors for bad specs, raw exports.
 import FaceData
 import XCTest
 

@@ -1,3 +1,5 @@
+// Image folders (labels, skipped files, size checks) and pair sets: LFW-style pairs.txt (also with
+// Windows line ends), generated identity-disjoint pairs, synthetic pairs, ORL faces end to end.
 import FaceData
 import Foundation
 import XCTest

@@ -1,3 +1,4 @@
+// Shared helpers of the FaceData tests: fixtures, temporary folders, synthetic faces, the ORL path.
 import FaceData
 import Foundation
 import XCTest

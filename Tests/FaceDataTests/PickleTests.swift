@@ -1,3 +1,5 @@
+// insightface .bin pickles: files written by Python (protocols 2-5, numpy arrays), hostile pickles
+// refused without executing anything, the writer's round trip and malformed files.
 import FaceData
 import Foundation
 import XCTest

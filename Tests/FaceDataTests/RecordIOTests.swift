@@ -1,3 +1,5 @@
+// insightface RecordIO: pack and read both layouts, split records, legacy vector labels, .rec without
+// .idx, malformed framing and corrupt images found when the set is opened (strict or skipped).
 import FaceData
 import Foundation
 import XCTest

@@ -1,3 +1,4 @@
+// Resize kernels, degradations and blur against torch/numpy reference values (committed fixtures).
 import FaceData
 import Foundation
 import XCTest

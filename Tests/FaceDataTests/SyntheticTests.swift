@@ -1,3 +1,4 @@
+// Procedural synthetic faces: deterministic, distinct identities, identity recoverable from pixels.
 import FaceData
 import Foundation
 import XCTest

@@ -1,3 +1,4 @@
+// KDCore: the atomic file writer, SplitMix64 and FNV-1a against values computed in Python.
 import Foundation
 import KDCore
 import XCTest

@@ -1,3 +1,4 @@
+// Activations (ReLU, sigmoid, PReLU): forward values and finite-difference gradients.
 import XCTest
 import Model
 

@@ -1,3 +1,4 @@
+// Batch norm: finite-difference gradients, frozen mode, batch and running statistics as PyTorch has them.
 import XCTest
 import Foundation
 import Model

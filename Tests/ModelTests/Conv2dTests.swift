@@ -1,3 +1,4 @@
+// Conv2d (im2col + GEMM): forward against a direct convolution, finite-difference gradients.
 import XCTest
 import Model
 

@@ -1,3 +1,4 @@
+// Dropout: mask statistics and scaling, reproducible masks per step, gradients with the mask frozen.
 import XCTest
 import Model
 

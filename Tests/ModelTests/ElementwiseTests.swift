@@ -1,3 +1,4 @@
+// Elementwise layers (residual add, CBAM channel and spatial scaling, channel pooling): values and gradients.
 import XCTest
 import Model
 

@@ -1,3 +1,4 @@
+// Flatten: PyTorch's feature order from kdtrain's channel-major activations.
 import XCTest
 import Model
 

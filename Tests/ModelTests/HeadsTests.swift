@@ -1,3 +1,5 @@
+// Margin heads (softmax, CosFace, ArcFace): registration, finite-difference gradients, inference without
+// margin, PyTorch reference values.
 import XCTest
 import Model
 

@@ -1,3 +1,4 @@
+// A manual kernel throughput benchmark (KD_BENCH=1); asserts nothing about time.
 import XCTest
 import Foundation
 import CKernels

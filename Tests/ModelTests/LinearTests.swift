@@ -1,3 +1,4 @@
+// Linear: forward against loops and PyTorch's weight layout, gradients, shared parameters.
 import XCTest
 import Model
 

@@ -1,3 +1,4 @@
+// Losses: cross-entropy and Hinton KD (values, stability, finite differences, PyTorch references).
 import XCTest
 import Model
 

@@ -1,3 +1,4 @@
+// Network configuration bounds: presets within them, every out-of-range field named without a trap.
 import XCTest
 import Model
 

@@ -1,3 +1,4 @@
+// SGD: against PyTorch, hand-computed momentum and Nesterov, decay exemptions, gradient clipping and norm.
 import XCTest
 import Model
 

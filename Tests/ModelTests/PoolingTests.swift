@@ -1,3 +1,4 @@
+// Pooling: max (ties, NaN), average and global pools, values and gradients.
 import XCTest
 import Model
 

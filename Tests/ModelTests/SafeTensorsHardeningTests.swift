@@ -1,3 +1,4 @@
+// safetensors read as untrusted input: overflowing shapes, bad dimensions and offsets, empty tensors.
 import Foundation
 import XCTest
 import Model

@@ -1,3 +1,4 @@
+// Learning-rate schedules: warm-up, multi-step, cosine, polynomial.
 import Foundation
 import XCTest
 import Model

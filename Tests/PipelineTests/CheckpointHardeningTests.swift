@@ -1,3 +1,5 @@
+// Checkpoints read as untrusted input: absurd model metadata, tensors that do not back it, bad positions,
+// crafted headers, each refused naming the field before allocating.
 import Foundation
 import XCTest
 import Model

@@ -1,3 +1,5 @@
+// Checkpoints: bitwise round trip, clear errors for truncated/corrupt/foreign files, averaging, files
+// without momentum, metadata types.
 import Foundation
 import XCTest
 import Model

@@ -1,3 +1,4 @@
+// Run configuration hardening: wrong types and huge values named, stall timeout bounds, unknown keys.
 import Foundation
 import XCTest
 import Pipeline

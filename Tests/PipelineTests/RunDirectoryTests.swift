@@ -1,3 +1,5 @@
+// The run directory: the lock (a second job refused naming the holder), orphan temporaries removed,
+// uncreatable or read-only directories in one line, the layout's default checkpoints.
 import Foundation
 import XCTest
 import Pipeline
