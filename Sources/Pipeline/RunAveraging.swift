@@ -43,9 +43,8 @@ extension Run {
         let perRank = max(2, cfg.optim.batch / comm.size / cfg.optim.accumulate)
         var sampler = try DistributedSampler(datasetSize: data.count, globalBatch: perRank * comm.size, worldSize: comm.size,
                                              rank: comm.rank, seed: cfg.seed ^ 0xB17E)
-        let trainer = Trainer(role: .student, comm: comm, config: cfg, model: model, identity: identity(cfg.student.preset, classes: data.classCount),
-                              teacher: nil, trainSet: data, checkpointDir: dir, log: log)
-        let producer = try BatchProducer(source: data, config: trainer.batchConfig(seed: cfg.seed ^ 0xB17E))
+        let producer = try BatchProducer(source: data, config: cfg.batchConfig(teacherPhase: false, inputSize: model.net.config.inputSize,
+                                                                               seed: cfg.seed ^ 0xB17E))
         let batch = Batch(capacity: perRank, height: model.net.config.inputSize, width: model.net.config.inputSize)
         let bns = model.net.batchNorms
         for bn in bns {

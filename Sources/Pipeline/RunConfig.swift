@@ -345,22 +345,6 @@ public struct RunConfig: Codable, Equatable, Sendable {
         return p.map(oneLine)
     }
 
-    /// The student's distillation loss.
-    public func lossConfig(stageCount: Int) -> LossConfig {
-        var l = LossConfig()
-        l.recognition = loss.recognition
-        l.kd = loss.kd
-        l.temperature = loss.temperature
-        l.attentionSimilarity = loss.attention.similarity ? loss.attentionWeight : 0
-        l.attentionTransfer = loss.attention.transfer ? loss.atWeight : 0
-        l.attention = AttentionDistillConfig(stages: loss.stages ?? Array(0..<stageCount), blocks: blockSelection ?? .every,
-                                             channel: loss.channelMaps, spatial: loss.spatialMaps,
-                                             beforeSigmoid: loss.beforeSigmoid, meanOverMaps: loss.meanOverMaps)
-        l.embedding = loss.embedding
-        l.embeddingKind = loss.embeddingKind.distillKind
-        return l
-    }
-
     /// `loss.blocks` parsed; nil when it is not "every", "last" or a list of "stage.block".
     public var blockSelection: BlockSelection? {
         switch loss.blocks {

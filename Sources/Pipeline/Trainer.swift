@@ -65,16 +65,8 @@ public final class Trainer {
         max(1, Int((epochs * Float(stepsPerEpoch)).rounded()))
     }
 
-    func batchConfig(seed: UInt64) throws -> BatchConfig {
-        let c = cfg, input = model.net.config.inputSize
-        let d = c.degrade
-        let deg = Degradation(factors: role == .teacher ? [1] : d.trainFactors, downKernel: d.down, upKernel: d.up,
-                              blurProbability: role == .teacher ? 0 : d.blurProbability, blurSigma: d.blurSigma[0]...d.blurSigma[1],
-                              noiseProbability: role == .teacher ? 0 : d.noiseProbability, noiseSigma: d.noiseSigma[0]...d.noiseSigma[1],
-                              jpegProbability: role == .teacher ? 0 : d.jpegProbability, jpegQuality: d.jpegQuality[0]...d.jpegQuality[1])
-        return BatchConfig(height: input, width: input, resizeKernel: c.data.resize.kernel,
-                           augmentation: Augmentation(flip: c.data.flip, maxShift: c.data.maxShift),
-                           degradation: deg, seed: seed, threads: c.data.threads)
+    func batchConfig(seed: UInt64) -> BatchConfig {
+        cfg.batchConfig(teacherPhase: role == .teacher, inputSize: model.net.config.inputSize, seed: seed)
     }
 
     /// Trains from `resume` (a checkpoint of this phase) or from the model's current weights.
@@ -115,13 +107,10 @@ public final class Trainer {
         }()
         let step = DistillationStep(student: model, teacher: role == .student ? teacher : nil, loss: loss)
         step.plan(batch: micro)
-        let sgd = SGD(store: store, config: SGDConfig(momentum: c.optim.momentum, weightDecay: c.optim.weightDecay,
-                                                      nesterov: c.optim.nesterov, exemptNoDecay: c.optim.decayExempt))
-        let schedule = makeSchedule(totalSteps: totalSteps)
+        let sgd = SGD(store: store, config: c.sgdConfig)
+        let schedule = c.schedule(baseLR: baseLR, totalSteps: totalSteps)
         let reducer = try GradientReducer(communicator: comm, gradients: store.grads, count: store.paramCount,
-                                          options: ReducerOptions(bucketFloats: max(1, Int(c.dist.bucketMB * 262_144)),
-                                                                  firstBucketFloats: max(1, Int(c.dist.firstBucketKB * 256)),
-                                                                  overlap: c.dist.overlap))
+                                          options: c.reducerOptions)
         let producer = try BatchProducer(source: trainSet, config: batchConfig(seed: seed))
         let prefetch = Prefetcher(producer: producer, batchCapacity: perRank, depth: c.data.prefetch)
         defer { prefetch.stop(); comm.progressStep = -1 }
@@ -313,19 +302,6 @@ public final class Trainer {
         return path
     }
 
-    func makeSchedule(totalSteps: Int) -> LRSchedule {
-        let o = cfg.optim
-        let warm = min(o.warmupSteps, max(0, totalSteps - 1))
-        let floor = baseLR * o.floor
-        let decay: LRSchedule.Decay
-        switch o.schedule {
-        case .multistep: decay = .multiStep(milestones: o.milestones.map { Int(($0 * Float(totalSteps)).rounded()) }, gamma: o.gamma)
-        case .poly: decay = .polynomial(power: o.power, floor: floor)
-        case .constant: decay = .constant
-        case .cosine: decay = .cosine(floor: floor)
-        }
-        return LRSchedule(baseLR: baseLR, warmupSteps: warm, totalSteps: totalSteps, decay: decay)
-    }
 }
 
 func fmt(_ x: Double) -> String { String(format: abs(x) >= 100 ? "%.1f" : abs(x) >= 0.01 || x == 0 ? "%.4f" : "%.3e", x) }
