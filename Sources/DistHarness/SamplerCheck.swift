@@ -1,5 +1,7 @@
-// The sampler under real ranks: every sample exactly once per epoch across ranks (drop-last
-// aside), a different order each epoch, the same number of steps on every rank, exact resume.
+// The `sampler` mode: the sampler under real ranks, every sample exactly once per epoch across
+// ranks (drop-last aside), a different order each epoch, the same number of steps on every rank,
+// exact resume. Also the failure modes: `fail` (one rank's error must end the whole job) and
+// `diverge` (a one-ulp replica difference must be detected, naming the rank).
 
 import Dist
 import Foundation
