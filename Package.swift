@@ -42,7 +42,9 @@ let package = Package(
         // Runs kdtrain executables from tests, alone or under a real mpirun, with a hard timeout.
         .target(name: "TestSupport", path: "Sources/TestSupport"),
         // mpirun-driven checks and benchmarks of Dist, run by DistTests.
-        .executableTarget(name: "DistHarness", dependencies: ["Dist", "KDCore"], path: "Sources/DistHarness"),
+        .executableTarget(name: "DistHarness",
+                          dependencies: ["Dist", "KDCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          path: "Sources/DistHarness"),
         .target(name: "FaceData", dependencies: ["CImage", "KDCore"], path: "Sources/FaceData"),
         .target(name: "Evaluation", dependencies: ["KDCore"], path: "Sources/Evaluation"),
         .target(name: "Pipeline", dependencies: ["Model", "Dist", "FaceData", "Evaluation", "KDCore", "CStop", "COpenBLAS"], path: "Sources/Pipeline"),

@@ -4,15 +4,15 @@
 import Dist
 import Foundation
 
-func runBench(_ comm: Communicator, _ options: HarnessOptions) throws {
-    let count = try options.int("params", 4_000_000)
-    let layers = try options.int("layers", 50)
-    let backwardMs = try options.double("backward-ms", 200)
-    let forwardMs = try options.double("forward-ms", 100)
-    let iterations = try options.int("iterations", 10)
-    let maxFloats = try options.int("max-floats", 16 << 20)
-    let bucket = try options.int("bucket", 1 << 20)
-    let first = try options.int("first-bucket", 1 << 16)
+func runBench(_ comm: Communicator, _ options: DistHarness.Bench) throws {
+    let count = options.params
+    let layers = options.layers
+    let backwardMs = options.backwardMs
+    let forwardMs = options.forwardMs
+    let iterations = options.iterations
+    let maxFloats = options.maxFloats
+    let bucket = options.bucket
+    let first = options.firstBucket
 
     say(comm, "bench ranks=\(comm.size) localRanks=\(comm.localSize) threads/rank=\(comm.recommendedThreads()) (simulated compute is single-threaded)")
     var sizes: [Int] = []
@@ -28,7 +28,7 @@ func runBench(_ comm: Communicator, _ options: HarnessOptions) throws {
     // Same compute on every rank: rank 0 calibrates, everyone uses its figure.
     // --layer-units/--forward-units fix the work exactly (comparable across runs with 1 and 2
     // ranks on a loaded machine); otherwise rank 0 calibrates against the requested times.
-    let layerUnits = try options.int("layer-units", 0), forwardUnits = try options.int("forward-units", 0)
+    let layerUnits = options.layerUnits, forwardUnits = options.forwardUnits
     var units = [Int64(layerUnits > 0 ? layerUnits : SimulatedBackward.calibrate(seconds: backwardMs / 1e3 / Double(layers))),
                  Int64(forwardUnits > 0 ? forwardUnits : SimulatedBackward.calibrate(seconds: forwardMs / 1e3))]
     try units.withUnsafeMutableBytes { try comm.broadcast(bytes: $0.baseAddress!, count: 16, root: 0) }

@@ -5,7 +5,7 @@ import Dist
 import Foundation
 import KDCore
 
-func runCollectives(_ comm: Communicator, _ options: HarnessOptions) throws {
+func runCollectives(_ comm: Communicator) throws {
     let w = comm.size, r = comm.rank
     try runInfo(comm)
     try comm.barrier()

@@ -13,13 +13,12 @@ import Dist
 import Foundation
 import KDCore
 
-func runEquivalence(_ comm: Communicator, _ options: HarnessOptions) throws {
-    let steps = try options.int("steps", 40)
-    let globalBatch = try options.int("global-batch", 24)
-    let micro = try options.int("micro", 1)
-    let overlap = try options.int("overlap", 1) != 0
-    let bn = options.string("bn", "sync")
-    guard ["sync", "local", "none"].contains(bn) else { throw HarnessError("--bn sync|local|none, got \(bn)") }
+func runEquivalence(_ comm: Communicator, _ options: DistHarness.Equivalence) throws {
+    let steps = options.steps
+    let globalBatch = options.globalBatch
+    let micro = options.micro
+    let overlap = options.overlap != 0
+    let bn = options.bn
     guard micro >= 1 else { throw HarnessError("--micro must be at least 1") }
     let w = comm.size, r = comm.rank
     let n = 240, d = 37, p = d + 2, split = 20
@@ -54,7 +53,7 @@ func runEquivalence(_ comm: Communicator, _ options: HarnessOptions) throws {
     var sampler = try DistributedSampler(datasetSize: n, globalBatch: globalBatch, worldSize: w, rank: r, seed: 1234)
     let b = sampler.perRankBatch
     guard b % micro == 0 else { throw HarnessError("per-rank batch \(b) not divisible by --micro \(micro)") }
-    if bn != "none" && micro > 1 { throw HarnessError("--micro > 1 changes the batch-norm groups; use --bn none") }
+    if bn != .none && micro > 1 { throw HarnessError("--micro > 1 changes the batch-norm groups; use --bn none") }
     let mb = b / micro
     var indices: [Int] = []
     var z = [Float](repeating: 0, count: mb), zhat = z, dyhat = z, dz = z
@@ -75,9 +74,9 @@ func runEquivalence(_ comm: Communicator, _ options: HarnessOptions) throws {
                 z[k] = s
             }
             var inv = 1.0, count = Double(mb)
-            if bn != "none" {
+            if bn != .none {
                 var stats = [z.reduce(0.0) { $0 + Double($1) }, z.reduce(0.0) { $0 + Double($1) * Double($1) }, Double(mb)]
-                if bn == "sync" { try stats.withUnsafeMutableBufferPointer { try comm.allReduceSum($0.baseAddress!, count: 3) } }
+                if bn == .sync { try stats.withUnsafeMutableBufferPointer { try comm.allReduceSum($0.baseAddress!, count: 3) } }
                 count = stats[2]
                 let mu = stats[0] / count
                 let variance = max(0, stats[1] / count - mu * mu)
@@ -88,7 +87,7 @@ func runEquivalence(_ comm: Communicator, _ options: HarnessOptions) throws {
             } else {
                 for k in 0..<mb { zhat[k] = z[k] }
             }
-            let gamma = bn == "none" ? 1 : params[d], betaOut = params[d + 1]
+            let gamma = bn == .none ? 1 : params[d], betaOut = params[d + 1]
             for (k, i) in rows.enumerated() {
                 let e = gamma * zhat[k] + betaOut - y[i]
                 loss += Double(e * e) / Double(2 * mb * micro)
@@ -97,17 +96,17 @@ func runEquivalence(_ comm: Communicator, _ options: HarnessOptions) throws {
             // Backward: BN affine, then the two halves of w.
             var dgamma: Float = 0, dbeta: Float = 0
             for k in 0..<mb { dgamma += dyhat[k] * zhat[k]; dbeta += dyhat[k] }
-            if bn != "none" { grads[d] += dgamma }
+            if bn != .none { grads[d] += dgamma }
             grads[d + 1] += dbeta
             try reducer.gradientsReady(from: d)
-            if bn != "none" {
+            if bn != .none {
                 var sums = [0.0, 0.0]
                 for k in 0..<mb {
                     let g = Double(gamma * dyhat[k])
                     sums[0] += g
                     sums[1] += g * Double(zhat[k])
                 }
-                if bn == "sync" { try sums.withUnsafeMutableBufferPointer { try comm.allReduceSum($0.baseAddress!, count: 2) } }
+                if bn == .sync { try sums.withUnsafeMutableBufferPointer { try comm.allReduceSum($0.baseAddress!, count: 2) } }
                 for k in 0..<mb {
                     dz[k] = Float(inv * (Double(gamma * dyhat[k]) - sums[0] / count - Double(zhat[k]) * sums[1] / count))
                 }
@@ -131,7 +130,7 @@ func runEquivalence(_ comm: Communicator, _ options: HarnessOptions) throws {
         var sum = ReplicaChecksum()
         sum.combine(params, count: p)
         sum.combine(momentum, count: p)
-        if bn != "local" { sum.combine(buffers, count: 2) }
+        if bn != .local { sum.combine(buffers, count: 2) }
         try comm.verifyReplicas(checksum: sum.value, what: "parameters after step \(step)")
         lastLoss = try comm.mean(loss)
         position = sampler.advance(position)
@@ -141,5 +140,5 @@ func runEquivalence(_ comm: Communicator, _ options: HarnessOptions) throws {
     try comm.verifyReplicas(checksum: ReplicaChecksum.of(buffers, count: 2), what: "batch-norm buffers before checkpoint")
     say(comm, "WEIGHTS " + hex(UnsafeBufferPointer(start: params, count: p)))
     say(comm, "BUFFERS " + hex(UnsafeBufferPointer(start: buffers, count: 2)))
-    say(comm, "OK equivalence size=\(w) bn=\(bn) overlap=\(overlap) micro=\(micro) steps=\(steps) loss=\(lastLoss)")
+    say(comm, "OK equivalence size=\(w) bn=\(bn.rawValue) overlap=\(overlap) micro=\(micro) steps=\(steps) loss=\(lastLoss)")
 }

@@ -1,13 +1,15 @@
-// The sampler under real ranks: every sample exactly once per epoch across ranks (drop-last
-// aside), a different order each epoch, the same number of steps on every rank, exact resume.
+// The `sampler` mode: the sampler under real ranks, every sample exactly once per epoch across
+// ranks (drop-last aside), a different order each epoch, the same number of steps on every rank,
+// exact resume. Also the failure modes: `fail` (one rank's error must end the whole job) and
+// `diverge` (a one-ulp replica difference must be detected, naming the rank).
 
 import Dist
 import Foundation
 import KDCore
 
-func runSampler(_ comm: Communicator, _ options: HarnessOptions) throws {
+func runSampler(_ comm: Communicator, _ options: DistHarness.Sampler) throws {
     let w = comm.size, r = comm.rank
-    let epochs = try options.int("epochs", 3)
+    let epochs = options.epochs
     var cases = 0
     for (n, batchPerRank) in [(240, 6), (1003, 3), (4 * w, 1), (10_000, 16)] {
         let globalBatch = batchPerRank * w
@@ -74,18 +76,18 @@ func runSampler(_ comm: Communicator, _ options: HarnessOptions) throws {
 /// rank's message. `--kind swift`: a thrown Swift error (bad file); `--kind truncate`: a real MPI
 /// error (the failing rank posts a broadcast receive too small for the root's message, so MPI
 /// reports MPI_ERR_TRUNCATE on that rank only).
-func runFail(_ comm: Communicator, _ options: HarnessOptions) throws {
-    let bad = try options.int("rank", 1)
-    let kind = options.string("kind", "swift")
+func runFail(_ comm: Communicator, _ options: DistHarness.Fail) throws {
+    let bad = options.rank
+    let kind = options.kind
     guard bad >= 0 && bad < comm.size else { throw HarnessError("--rank \(bad) outside 0..<\(comm.size)") }
-    guard kind == "swift" || (kind == "truncate" && bad != 0) else { throw HarnessError("--kind swift|truncate (truncate needs --rank > 0)") }
+    guard kind == .swift || bad != 0 else { throw HarnessError("--kind truncate needs --rank > 0") }
     for iteration in 0..<1000 {
         if iteration == 3 {
-            if kind == "swift" && comm.rank == bad {
+            if kind == .swift && comm.rank == bad {
                 usleep(300_000)  // the others are inside MPI_Allreduce by now
                 throw HarnessError("rank \(comm.rank): cannot open /data/faces/train.rec: No such file or directory")
             }
-            if kind == "truncate" {
+            if kind == .truncate {
                 var bytes = [UInt8](repeating: 7, count: 64)
                 let n = comm.rank == bad ? 16 : 64
                 try bytes.withUnsafeMutableBytes { try comm.broadcast(bytes: $0.baseAddress!, count: n, root: 0) }
@@ -98,8 +100,8 @@ func runFail(_ comm: Communicator, _ options: HarnessOptions) throws {
 
 /// One rank's parameters differ by one ulp in one element: every rank must see the divergence,
 /// naming exactly that rank.
-func runDiverge(_ comm: Communicator, _ options: HarnessOptions) throws {
-    let bad = try options.int("rank", comm.size - 1)
+func runDiverge(_ comm: Communicator, _ options: DistHarness.Diverge) throws {
+    let bad = options.rank ?? comm.size - 1
     let count = 10_001
     let params = UnsafeMutablePointer<Float>.allocate(capacity: count)
     defer { params.deallocate() }

@@ -30,19 +30,18 @@ func cpuTicks(pid: Int32) -> Int? {
     return u + s
 }
 
-func runStall(_ comm: Communicator, _ options: HarnessOptions) throws {
-    let bad = try options.int("rank", comm.size - 1)
-    let at = try options.int("step", 5)
-    let steps = try options.int("steps", 1_000_000)
-    let how = options.string("how", "stop")
-    comm.stallTimeout = try options.double("timeout", 3)
-    let sample = try options.double("sample", 1.5)
-    let count = try options.int("params", 300_000)
+func runStall(_ comm: Communicator, _ options: DistHarness.Stall) throws {
+    let bad = options.rank ?? comm.size - 1
+    let at = options.step
+    let steps = options.steps
+    let how = options.how
+    comm.stallTimeout = options.timeout
+    let sample = options.sample
+    let count = options.params
     // --late R --late-ms T: rank R reaches the stall step T ms after the others.
-    let late = try options.int("late", -1)
-    let lateMs = try options.int("late-ms", 0)
+    let late = options.late
+    let lateMs = options.lateMs
     guard bad >= 0 && bad < comm.size else { throw HarnessError("--rank \(bad) outside 0..<\(comm.size)") }
-    guard ["stop", "sleep", "none"].contains(how) else { throw HarnessError("--how stop|sleep|none, got \(how)") }
 
     let pids = try comm.allGather(Int64(getpid()))
     let grads = UnsafeMutablePointer<Float>.allocate(capacity: count)
@@ -53,14 +52,14 @@ func runStall(_ comm: Communicator, _ options: HarnessOptions) throws {
     var metrics = [Double](repeating: 0, count: 4)
     for step in 1...Swift.max(1, steps) {
         comm.progressStep = step
-        let stalling = how != "none" && comm.rank == bad && step == at
+        let stalling = how != .none && comm.rank == bad && step == at
         if comm.rank == late && step == at && lateMs > 0 { usleep(useconds_t(lateMs) * 1000) }
-        if stalling && how == "stop" {
+        if stalling && how == .stop {
             print("rank \(comm.rank) stops itself (SIGSTOP) at step \(step)")
             fflush(nil)
             kill(getpid(), SIGSTOP)
         }
-        if stalling && how == "sleep" {
+        if stalling && how == .sleep {
             print("rank \(comm.rank) sleeps at step \(step)")
             fflush(nil)
             // Sample the waiting ranks' CPU time while they wait, then sleep for good.

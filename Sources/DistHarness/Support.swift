@@ -1,3 +1,6 @@
+// What the modes share: the failed-check error, MPI start-up and the abort-on-error policy
+// (`runJob`), the launcher rank for rank-0-only usage errors, rank-0 printing, and the `info` mode.
+
 import Dist
 import Foundation
 
@@ -7,45 +10,25 @@ struct HarnessError: Error, CustomStringConvertible {
     init(_ message: String) { description = message }
 }
 
-/// `--key value` options; every option must be consumed by the mode (typos fail).
-final class HarnessOptions {
-    private var values: [String: String] = [:]
-    private var used: Set<String> = []
-
-    init(_ args: [String]) throws {
-        var i = 0
-        while i < args.count {
-            let key = args[i]
-            guard key.hasPrefix("--"), i + 1 < args.count else {
-                throw HarnessError("bad option \(key): options are --key value pairs")
-            }
-            values[String(key.dropFirst(2))] = args[i + 1]
-            i += 2
-        }
+/// The rank mpirun (or srun) gave this process, before MPI is initialized; 0 when alone.
+func launcherRank() -> Int {
+    let env = ProcessInfo.processInfo.environment
+    for key in ["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"] {
+        if let v = env[key], let r = Int(v) { return r }
     }
+    return 0
+}
 
-    func int(_ key: String, _ fallback: Int) throws -> Int {
-        used.insert(key)
-        guard let text = values[key] else { return fallback }
-        guard let v = Int(text) else { throw HarnessError("--\(key) needs an integer, got \(text)") }
-        return v
-    }
-
-    func double(_ key: String, _ fallback: Double) throws -> Double {
-        used.insert(key)
-        guard let text = values[key] else { return fallback }
-        guard let v = Double(text) else { throw HarnessError("--\(key) needs a number, got \(text)") }
-        return v
-    }
-
-    func string(_ key: String, _ fallback: String) -> String {
-        used.insert(key)
-        return values[key] ?? fallback
-    }
-
-    func checkAllUsed() throws {
-        let unknown = Set(values.keys).subtracting(used)
-        if !unknown.isEmpty { throw HarnessError("unknown options: \(unknown.sorted().map { "--" + $0 }.joined(separator: " "))") }
+/// Initializes MPI (after the command line was parsed), runs one mode and finalizes. Like the
+/// Launcher's top level, any error ends the whole job (MPI_Abort) with "rank R: message", instead
+/// of leaving the other ranks waiting in a collective.
+func runJob(_ body: (Communicator) throws -> Void) {
+    do {
+        let comm = try Communicator(threadLevel: .funneled)
+        try body(comm)
+        try comm.finalize()
+    } catch {
+        Communicator.abortJob(message: "\(error)", code: 1)
     }
 }
 

@@ -1,43 +1,23 @@
 // kdtrain-dist-harness: the mpirun-driven checks behind DistTests and the distributed benchmark.
+// This file is only the entry point; the command line is in Commands.swift.
 //
 //   mpirun -n 4 --oversubscribe kdtrain-dist-harness collectives
-//   mpirun -n 2 kdtrain-dist-harness equivalence --steps 40 [--overlap 0] [--micro 2] [--bn local]
-//   mpirun -n 4 --oversubscribe kdtrain-dist-harness sampler
-//   mpirun -n 2 kdtrain-dist-harness fail --rank 1 --kind swift|mpi
-//   mpirun -n 4 --oversubscribe kdtrain-dist-harness diverge --rank 2
-//   mpirun -n 2 kdtrain-dist-harness stall --rank 1 --step 5 --how stop|sleep|none --timeout 3
+//   mpirun -n 2 kdtrain-dist-harness equivalence [--steps 40] [--global-batch 24] [--micro 1] [--overlap 1|0]
+//                                                [--bn sync|local|none]
+//   mpirun -n 4 --oversubscribe kdtrain-dist-harness sampler [--epochs 3]
+//   mpirun -n 2 kdtrain-dist-harness fail [--rank 1] [--kind swift|truncate]
+//   mpirun -n 4 --oversubscribe kdtrain-dist-harness diverge [--rank R]
+//   mpirun -n 2 kdtrain-dist-harness stall [--rank R] [--step 5] [--how stop|sleep|none] [--timeout 3]
+//                                          [--steps N] [--sample 1.5] [--params N] [--late R --late-ms T]
 //   kdtrain-dist-harness info                       (singleton, world of one)
-//   mpirun -n 2 kdtrain-dist-harness bench [--params N] [--layers L] [--backward-ms T] [--batch-ms T]
+//   mpirun -n 2 kdtrain-dist-harness bench [--params N] [--layers L] [--backward-ms T] [--forward-ms T]
+//                                          [--iterations N] [--max-floats N] [--bucket N] [--first-bucket N]
+//                                          [--layer-units U] [--forward-units U]
+//   kdtrain-dist-harness --help, kdtrain-dist-harness <mode> --help   (every option, its default and meaning)
 //
 // Each check prints "OK <mode> ..." on rank 0 and exits 0, or ends through the same path the
 // Launcher uses: any error reaching the top level aborts the whole job with "rank R: message".
+// A usage error (unknown mode or option, bad value) is one message from rank 0 and a non-zero
+// exit, before MPI is initialized.
 
-import Dist
-import Foundation
-
-let arguments = Array(CommandLine.arguments.dropFirst())
-guard let mode = arguments.first else {
-    Communicator.abortJob(message: "usage: kdtrain-dist-harness collectives|equivalence|sampler|fail|diverge|stall|info|bench [options]", code: 2)
-}
-
-do {
-    let options = try HarnessOptions(Array(arguments.dropFirst()))
-    let comm = try Communicator(threadLevel: .funneled)
-    switch mode {
-    case "info": try runInfo(comm)
-    case "collectives": try runCollectives(comm, options)
-    case "equivalence": try runEquivalence(comm, options)
-    case "sampler": try runSampler(comm, options)
-    case "fail": try runFail(comm, options)
-    case "diverge": try runDiverge(comm, options)
-    case "stall": try runStall(comm, options)
-    case "bench": try runBench(comm, options)
-    default: throw HarnessError("unknown mode \(mode)")
-    }
-    try options.checkAllUsed()
-    try comm.finalize()
-} catch {
-    // The Launcher's top level does the same: with more than one rank an error must take the
-    // whole job down (MPI_Abort) instead of leaving the other ranks waiting in a collective.
-    Communicator.abortJob(message: "\(error)", code: 1)
-}
+DistHarness.runMain()
