@@ -126,6 +126,8 @@ indirect enum JSONShape: Sendable {
         let m = Mirror(reflecting: sample)
         if let c = sample as? any ConfigChoice {
             self = .choice(type(of: c).allowedValues)
+        } else if let r = sample as? any JSONShapeProviding {
+            self = type(of: r).jsonShape
         } else if m.displayStyle == .struct {
             var fields: [String: JSONShape] = [:]
             for c in m.children { if let l = c.label { fields[l] = JSONShape(sample: c.value) } }

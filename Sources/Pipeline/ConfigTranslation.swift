@@ -1,6 +1,6 @@
 // The one place that translates a RunConfig into the types of Model, FaceData and Dist, with the
 // units converted here: the loss terms and attention pairing (Model.LossConfig), the batch pipeline
-// and its degradations ([min, max] arrays to ranges; the teacher phase trains on undegraded faces),
+// and its degradations (ConfigRange to ClosedRange; the teacher phase trains on undegraded faces),
 // SGD, the learning-rate schedule (milestones as fractions of the phase to steps) and the gradient
 // buckets (MiB / KiB to floats).
 import Dist
@@ -29,9 +29,9 @@ extension RunConfig {
     public func batchConfig(teacherPhase: Bool, inputSize input: Int, seed: UInt64) -> BatchConfig {
         let d = degrade, t = teacherPhase
         let deg = Degradation(factors: t ? [1] : d.trainFactors, downKernel: d.down, upKernel: d.up,
-                              blurProbability: t ? 0 : d.blurProbability, blurSigma: d.blurSigma[0]...d.blurSigma[1],
-                              noiseProbability: t ? 0 : d.noiseProbability, noiseSigma: d.noiseSigma[0]...d.noiseSigma[1],
-                              jpegProbability: t ? 0 : d.jpegProbability, jpegQuality: d.jpegQuality[0]...d.jpegQuality[1])
+                              blurProbability: t ? 0 : d.blurProbability, blurSigma: d.blurSigma.lower...max(d.blurSigma.lower, d.blurSigma.upper),
+                              noiseProbability: t ? 0 : d.noiseProbability, noiseSigma: d.noiseSigma.lower...max(d.noiseSigma.lower, d.noiseSigma.upper),
+                              jpegProbability: t ? 0 : d.jpegProbability, jpegQuality: d.jpegQuality.lower...max(d.jpegQuality.lower, d.jpegQuality.upper))
         return BatchConfig(height: input, width: input, resizeKernel: data.resize.kernel,
                            augmentation: Augmentation(flip: data.flip, maxShift: data.maxShift),
                            degradation: deg, seed: seed, threads: data.threads)

@@ -34,11 +34,11 @@ public struct RunConfig: Codable, Equatable, Sendable {
         /// Optional extra degradations, each applied with its probability: Gaussian blur (sigma in
         /// pixels at full size), additive Gaussian noise (sigma on the 0-255 scale), JPEG re-compression.
         public var blurProbability: Float = 0
-        public var blurSigma: [Float] = [0.5, 1.5]
+        public var blurSigma = ConfigRange<Float>(0.5, 1.5)
         public var noiseProbability: Float = 0
-        public var noiseSigma: [Float] = [1, 5]
+        public var noiseSigma = ConfigRange<Float>(1, 5)
         public var jpegProbability: Float = 0
-        public var jpegQuality: [Int] = [30, 90]
+        public var jpegQuality = ConfigRange<Int>(30, 90)
     }
     public struct Net: Codable, Equatable, Sendable {
         public var preset: String
@@ -272,12 +272,10 @@ public struct RunConfig: Codable, Equatable, Sendable {
                              ("jpegProbability", degrade.jpegProbability)] {
             need(prob >= 0 && prob <= 1, "degrade.\(name) must be in [0, 1]")
         }
-        need(degrade.blurSigma.count == 2 && degrade.blurSigma[0] > 0 && degrade.blurSigma[0] <= degrade.blurSigma[1] && degrade.blurSigma[1] <= maxBlurSigma,
+        need(degrade.blurSigma.isOrdered(within: 0...maxBlurSigma) && degrade.blurSigma.lower > 0,
              "degrade.blurSigma must be [min, max] with 0 < min <= max <= \(Int(maxBlurSigma))")
-        need(degrade.noiseSigma.count == 2 && degrade.noiseSigma[0] >= 0 && degrade.noiseSigma[0] <= degrade.noiseSigma[1] && degrade.noiseSigma[1] <= 255,
-             "degrade.noiseSigma must be [min, max] with 0 <= min <= max <= 255")
-        need(degrade.jpegQuality.count == 2 && 1 <= degrade.jpegQuality[0] && degrade.jpegQuality[0] <= degrade.jpegQuality[1] && degrade.jpegQuality[1] <= 100,
-             "degrade.jpegQuality must be [min, max] within 1...100")
+        need(degrade.noiseSigma.isOrdered(within: 0...255), "degrade.noiseSigma must be [min, max] with 0 <= min <= max <= 255")
+        need(degrade.jpegQuality.isOrdered(within: 1...100), "degrade.jpegQuality must be [min, max] within 1...100")
         for (name, net) in [("teacher", teacher), ("student", student)] {
             if let c = NetworkConfig.presets[net.preset] { p += c.problems(prefix: "\(name).preset \(net.preset)") }
             else {

@@ -84,6 +84,27 @@ final class RunConfigOptionsTests: XCTestCase {
         XCTAssertNotNil(loadError(["loss.recipe=\"hintn\""]))
     }
 
+    /// Ranges are [min, max] in JSON and a typed pair in Swift: two numbers or a one-line error naming
+    /// the option; order and bounds are problems; config.json keeps the array form.
+    func testRangesAreTwoNumbersInOrder() throws {
+        let c = try RunConfig.load(file: nil, overrides: ["degrade.blurSigma=[0.25,2]", "degrade.jpegQuality=[40,80]"])
+        XCTAssertEqual(c.degrade.blurSigma, ConfigRange<Float>(0.25, 2))
+        XCTAssertEqual(c.degrade.jpegQuality.closed, 40...80)
+        let tree = try JSONSerialization.jsonObject(with: Data(c.json.utf8)) as? [String: Any]
+        XCTAssertEqual((tree?["degrade"] as? [String: Any])?["blurSigma"] as? [Double], [0.25, 2], c.json)
+        for bad in ["degrade.blurSigma=[1,2,3]", "degrade.noiseSigma=[1]", "degrade.jpegQuality=[]"] {
+            let e = loadError([bad]) ?? ""
+            XCTAssert(e.contains(String(bad.split(separator: "=")[0])) && e.contains("[min, max]"), "\(bad): \(e)")
+            XCTAssertFalse(e.contains("\n"), e)
+        }
+        XCTAssertNotNil(loadError(["degrade.jpegQuality=[30,\"x\"]"]))
+        let reversed = try RunConfig.load(file: nil, overrides: ["degrade.blurSigma=[2,1]"])
+        XCTAssert(reversed.problems(worldSize: 1).contains { $0.hasPrefix("degrade.blurSigma must be [min, max]") })
+        XCTAssertNil(reversed.degrade.blurSigma.closed)
+        XCTAssert(try RunConfig.load(file: nil, overrides: ["degrade.jpegQuality=[0,90]"]).problems(worldSize: 1)
+                  .contains { $0.hasPrefix("degrade.jpegQuality") })
+    }
+
     func testDecodingAChoiceDirectlyNamesTheValue() {
         let json = #"{"kind": "arcfase", "s": 32, "m": 0.5}"#
         XCTAssertThrowsError(try JSONDecoder().decode(RunConfig.Head.self, from: Data(json.utf8))) { e in
