@@ -39,11 +39,14 @@ let package = Package(
         .target(name: "CStop", path: "Sources/CStop"),
         .target(name: "Model", dependencies: ["COpenBLAS", "CKernels", "KDCore"], path: "Sources/Model"),
         .target(name: "Dist", dependencies: ["CMPI", "KDCore"], path: "Sources/Dist"),
+        // Measurements of the distributed step (all-reduce sweep, overlap, weak scaling) over Dist's
+        // public API, for `kdtrain bench --dist` and the harness; not part of the training path.
+        .target(name: "DistBench", dependencies: ["Dist"], path: "Sources/DistBench"),
         // Runs kdtrain executables from tests, alone or under a real mpirun, with a hard timeout.
         .target(name: "TestSupport", path: "Sources/TestSupport"),
         // mpirun-driven checks and benchmarks of Dist, run by DistTests.
         .executableTarget(name: "DistHarness",
-                          dependencies: ["Dist", "KDCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          dependencies: ["Dist", "DistBench", "KDCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           path: "Sources/DistHarness"),
         .target(name: "FaceData", dependencies: ["CImage", "KDCore"], path: "Sources/FaceData"),
         .target(name: "Evaluation", dependencies: ["KDCore"], path: "Sources/Evaluation"),
@@ -51,7 +54,7 @@ let package = Package(
         // The command definitions, a library so that tests can parse command lines.
         .target(
             name: "KDTrainCLI",
-            dependencies: ["Model", "Dist", "FaceData", "Pipeline", "KDCore", "CStop",
+            dependencies: ["Model", "Dist", "DistBench", "FaceData", "Pipeline", "KDCore", "CStop",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/KDTrainCLI"),
         .executableTarget(name: "Launcher", dependencies: ["KDTrainCLI"], path: "Sources/Launcher"),

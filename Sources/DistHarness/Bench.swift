@@ -2,6 +2,7 @@
 // real one can be passed in (DistBenchmark takes the backward as a closure).
 
 import Dist
+import DistBench
 import Foundation
 
 func runBench(_ comm: Communicator, _ options: DistHarness.Bench) throws {

@@ -2,6 +2,7 @@
 // next to the machine's sgemm peak measured in the same run.
 import ArgumentParser
 import Dist
+import DistBench
 import FaceData
 import Foundation
 import Model

@@ -8,6 +8,7 @@
 // harness (kdtrain-dist-harness bench) passes `SimulatedBackward` (calibrated compute, equal time
 // per layer), which needs no model.
 
+import Dist
 import Foundation
 
 public enum DistBenchmark {
