@@ -22,9 +22,10 @@ public struct DataError: Error, CustomStringConvertible, LocalizedError, Equatab
     public var errorDescription: String? { description }
 }
 
-/// SplitMix64: tiny, fast, and good enough for augmentation and procedural faces. Every sample
-/// derives its own generator from (seed, stream, epoch, index) with `Rng(seed:_:)`, never from a
-/// shared stream, so results do not depend on thread count, rank or load order.
+/// KDCore's SplitMix64 with keyed seeding and float helpers: tiny, fast, and good enough for
+/// augmentation and procedural faces. Every sample derives its own generator from (seed, stream,
+/// epoch, index) with `Rng(seed:_:)`, never from a shared stream, so results do not depend on
+/// thread count, rank or load order.
 public struct Rng: Sendable {
     public var state: UInt64
     public init(state: UInt64) { self.state = state }
@@ -34,15 +35,11 @@ public struct Rng: Sendable {
         for k in keys { s = Rng.mix(s ^ Rng.mix(k &+ 0xD1B5_4A32_D192_ED03)) }
         state = s
     }
-    @inline(__always) static func mix(_ z0: UInt64) -> UInt64 {
-        var z = z0
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    @inline(__always) static func mix(_ z: UInt64) -> UInt64 { SplitMix64.mix(z) }
     @inline(__always) public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        return Rng.mix(state)
+        var g = SplitMix64(seed: state)
+        defer { state = g.state }
+        return g.next()
     }
     /// Uniform in [0, 1).
     @inline(__always) public mutating func uniform() -> Float { Float(next() >> 40) * (1.0 / 16_777_216.0) }

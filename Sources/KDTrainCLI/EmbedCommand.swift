@@ -61,19 +61,7 @@ struct Embed: ParsableCommand {
         guard output.hasSuffix(".safetensors"), output.count > ".safetensors".count else {
             throw ConfigError("embed: --output '\(output)' must end in .safetensors")
         }
-        let dir = (output as NSString).deletingLastPathComponent
-        var isDir: ObjCBool = false
-        if FileManager.default.fileExists(atPath: output, isDirectory: &isDir), isDir.boolValue {
-            throw ConfigError("embed: --output \(output) is a folder")
-        }
-        if !dir.isEmpty {
-            guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
-                throw ConfigError("embed: --output \(output): folder \(dir) does not exist")
-            }
-        }
-        guard FileManager.default.isWritableFile(atPath: dir.isEmpty ? "." : dir) else {
-            throw ConfigError("embed: --output \(output): folder \(dir.isEmpty ? "." : dir) is not writable")
-        }
+        try checkOutputPath(output, option: "--output", command: "embed")
         let source: DataSource
         do { source = try DataSource(parsing: data) } catch { throw ConfigError("embed: --data: \(error)") }
         return (checkpoint, source, output, Embedder.Options(factor: f, flip: fl, normalize: normalize, pixels: pixels))

@@ -32,19 +32,7 @@ struct Export: ParsableCommand {
         guard format == "onnx" else { throw ConfigError("export: --format '\(format)' is not supported (only onnx)") }
         guard let checkpoint, !checkpoint.isEmpty else { throw ConfigError("export: the CHECKPOINT argument is required") }
         guard let output, !output.isEmpty else { throw ConfigError("export: -o OUT.onnx is required") }
-        let dir = (output as NSString).deletingLastPathComponent
-        var isDir: ObjCBool = false
-        if FileManager.default.fileExists(atPath: output, isDirectory: &isDir), isDir.boolValue {
-            throw ConfigError("export: -o \(output) is a folder")
-        }
-        if !dir.isEmpty {
-            guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
-                throw ConfigError("export: -o \(output): folder \(dir) does not exist")
-            }
-        }
-        guard FileManager.default.isWritableFile(atPath: dir.isEmpty ? "." : dir) else {
-            throw ConfigError("export: -o \(output): folder \(dir.isEmpty ? "." : dir) is not writable")
-        }
+        try checkOutputPath(output, option: "-o", command: "export")
         return (checkpoint, output)
     }
 
